@@ -37,8 +37,8 @@ def _ms(seconds: float | None) -> float | None:
 
 
 def level_figures(requests: list[Request], samples: Samples | None, concurrency: int | None,
-                  warmup_s: float) -> LevelFigures:
-    window = steady_window(requests, concurrency, warmup_s)
+                  warmup_s: float, steady_s: float | None = None) -> LevelFigures:
+    window = steady_window(requests, concurrency, warmup_s, steady_s)
     entry: dict = {"concurrency": concurrency, "duration_s": window.duration_s if window else 0.0}
     if window is None:
         entry |= {"completed": 0, "output_tokens": 0, "output_throughput": None, "energy_joules": None,
@@ -70,10 +70,10 @@ def level_figures(requests: list[Request], samples: Samples | None, concurrency:
     return LevelFigures(entry, window, energy)
 
 
-def read_level(level_dir: Path, concurrency: int | None, warmup_s: float,
+def read_level(level_dir: Path, concurrency: int | None, warmup_s: float, steady_s: float | None = None,
                samples_name: str = "samples.csv") -> LevelFigures:
     """Figures of a level directory holding requests.jsonl and (when recorded) the samples CSV."""
     level_dir = Path(level_dir)
     samples_path = level_dir / samples_name
     samples = read_samples(samples_path) if samples_path.exists() else None
-    return level_figures(read_requests(level_dir / "requests.jsonl"), samples, concurrency, warmup_s)
+    return level_figures(read_requests(level_dir / "requests.jsonl"), samples, concurrency, warmup_s, steady_s)

@@ -130,8 +130,13 @@ def _notes(summaries: list[Summary]) -> list[str]:
     return notes + [""]
 
 
-def write_report(run_dir: Path, compare_dir: Path | None = None) -> Path:
-    run = load_run(run_dir)
+def _legend(run: Run) -> str:
+    """How a run is named in plots: what it served on what, e.g. "llama on 1× NVIDIA H100 (single)"."""
+    return run.title if run.sweep else f"{run.mode}: {run.path.name}"
+
+
+def write_report(run_dir: Path, compare_dir: Path | None = None, samples: Path | None = None) -> Path:
+    run = load_run(run_dir, samples)
     other = load_run(compare_dir) if compare_dir else None
     summaries = [summarize(p) for p in run.parts]
     label = next((p.samples.device_label for p in run.parts if p.samples), "GPU")
@@ -139,10 +144,11 @@ def write_report(run_dir: Path, compare_dir: Path | None = None) -> Path:
     md = _header(run)
     md += ["## Summary", "", "### Latency and throughput", "", *_latency_table(summaries), "",
            "### Energy", "", *_energy_table(summaries, label), ""]
-    runs = {f"{run.mode}: {run.path.name}": summaries}
+    runs = {_legend(run): summaries}
     if other is not None:
         other_summaries = [summarize(p) for p in other.parts]
-        runs[f"{other.mode}: {other.path.name}"] = other_summaries
+        runs[_legend(other) if _legend(other) != _legend(run) else f"{_legend(other)} [{other.path.name}]"] = \
+            other_summaries
         md += [f"## Compared with `{other.path}` ({other.title})", "", "### Latency and throughput", "",
                *_latency_table(other_summaries), "", "### Energy", "", *_energy_table(other_summaries, label), ""]
         compare = sweep.side_by_side(runs, out / "compare.png")
@@ -172,7 +178,9 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("run_dir", type=Path, help="a sweep directory or a load-generator results directory")
     p.add_argument("--compare", type=Path, metavar="OTHER_RUN_DIR",
                    help="another run (e.g. disaggregated vs single) to put side by side")
+    p.add_argument("--samples", type=Path, metavar="CSV",
+                   help="for a plain run: the exporter's samples CSV, when it is not inside RUN_DIR")
     args = p.parse_args(list(argv))
-    report = write_report(args.run_dir, args.compare)
+    report = write_report(args.run_dir, args.compare, args.samples)
     print(f"wrote {report}")
     return 0

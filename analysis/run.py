@@ -85,8 +85,9 @@ def _window(directory: Path, requests: list[Request], samples: Samples | None,
     return None
 
 
-def _part(directory: Path, name: str, slug: str, concurrency: int | None, entry: dict | None = None) -> Part:
-    samples_path = _samples_path(directory)
+def _part(directory: Path, name: str, slug: str, concurrency: int | None, entry: dict | None = None,
+          samples_path: Path | None = None) -> Part:
+    samples_path = samples_path or _samples_path(directory)
     requests = read_requests(directory / "requests.jsonl") if (directory / "requests.jsonl").exists() else []
     samples = read_samples(samples_path) if samples_path else None
     results = _json(directory / "results.json")
@@ -96,11 +97,14 @@ def _part(directory: Path, name: str, slug: str, concurrency: int | None, entry:
                 _window(directory, requests, samples, concurrency), entry)
 
 
-def load_run(path: Path) -> Run:
-    """Read a sweep or a plain run directory; raise UsageError when it holds neither."""
+def load_run(path: Path, samples: Path | None = None) -> Run:
+    """Read a sweep or a plain run directory (with `samples`: that CSV instead of one found in the directory);
+    raise UsageError when it holds neither."""
     path = Path(path)
     if not path.is_dir():
         raise UsageError(f"{path} is not a directory")
+    if samples is not None and not Path(samples).is_file():
+        raise UsageError(f"--samples {samples}: no such file")
     sweep = _json(path / "sweep.json")
     if sweep is not None:
         parts = []
@@ -113,7 +117,7 @@ def load_run(path: Path) -> Run:
         if not parts:
             raise UsageError(f"{path}/sweep.json lists no level directory that exists")
         return Run(path, parts, sweep)
-    part = _part(path, "run", "run", None)
+    part = _part(path, "run", "run", None, samples_path=samples)
     if not part.requests and part.samples is None:
         raise UsageError(f"{path} holds no sweep.json, requests.jsonl or samples CSV")
     return Run(path, [part])

@@ -4,7 +4,8 @@ Closed loop (a target concurrency N): the window opens when N requests are first
 ends if that is later, and closes when the in-flight count falls below N for the last time (draining: users stop
 sending). Between those points a closed-loop user's next request follows the previous one within milliseconds, so
 brief dips to N − 1 do not end the window. Open loop (a request rate): the window opens after the warm-up and
-closes at the last request's start, after which no new work arrives.
+closes at the last request's start, after which no new work arrives, or when the planned steady time is over
+(arrivals that a load generator still sends while it is stopping are not steady load).
 """
 
 from __future__ import annotations
@@ -25,16 +26,19 @@ class Window:
         return max(0.0, self.end - self.start)
 
 
-def steady_window(requests: list[Request], concurrency: int | None, warmup_s: float) -> Window | None:
-    """The steady window, or None when the requests never reach steady load (too few, or the target never met)."""
+def steady_window(requests: list[Request], concurrency: int | None, warmup_s: float,
+                  steady_s: float | None = None) -> Window | None:
+    """The steady window, or None when the requests never reach steady load (too few, or the target never met).
+    `steady_s` (open loop only) caps the window at the planned steady time after the warm-up."""
     if not requests:
         return None
     first_start = requests[0].start
     warm_end = first_start + warmup_s
     if concurrency is None:
-        last_start = requests[-1].start
-        return Window(warm_end, last_start, "open loop: warm-up end to last request start") \
-            if last_start > warm_end else None
+        end, why = requests[-1].start, "last request start"
+        if steady_s is not None and warm_end + steady_s < end:
+            end, why = warm_end + steady_s, f"{steady_s:g} s of steady arrivals"
+        return Window(warm_end, end, f"open loop: warm-up end to {why}") if end > warm_end else None
     steps = in_flight(requests)
     reached = next((t for t, n in steps if n >= concurrency), None)
     if reached is None:

@@ -1,9 +1,11 @@
 """Exporter overhead: CPU time per second of sampling, tick jitter p50/p99, and /metrics scrape latency p50/p99.
 
     python benchmarks/exporter_bench.py --fake-devices 8 --json bench-fake8.json   # FakeNvml at the NVML boundary
+    python benchmarks/exporter_bench.py --fake-devices 8 --fake-costs h100          # ... each call costing an H100's
     python benchmarks/exporter_bench.py --backend nvml --json bench-nvml.json      # the real GPUs
 
 Targets (issue 2): under 1% of one core at 100 ms for 8 GPUs, jitter p99 under 5 ms, scrape p99 under 10 ms.
+--energy-interval / --buffer-interval are the exporter's knobs for its two costly reads (default 1 s each).
 Phase 1 samples without scrapes (CPU, jitter); phase 2 adds back-to-back scrapes (latency, jitter under scrapes).
 """
 
@@ -26,6 +28,7 @@ for extra in (ROOT,):
 
 from exporter.backends import create_backend  # noqa: E402
 from exporter.backends.base import Backend, BackendUnavailableError  # noqa: E402
+from exporter.backends.cadence import ReadCadence  # noqa: E402
 from exporter.collector import ExporterCollector  # noqa: E402
 from exporter.sampler import Sampler  # noqa: E402
 from exporter.server import MetricsServer  # noqa: E402
@@ -37,13 +40,14 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))] if ordered else float("nan")
 
 
-def fake_backend(n: int) -> Backend:
+def fake_backend(n: int, cadence: ReadCadence, costs: str | None) -> Backend:
+    """N free-running FakeNvml GPUs at 300 W, each call costing what it costs on the named GPU (or nothing)."""
     from exporter.backends.nvml import NvmlBackend
-    from tests.exporter.fake_nvml import FakeGpu, FakeNvml
+    from tests.exporter.fake_nvml import COST_PRESETS, FakeGpu, FakeNvml
 
-    gpus = [FakeGpu(uuid=f"GPU-fake-{i}", driver_samples=[(1_000_000 + 20_000 * k, 300_000) for k in range(5)])
-            for i in range(n)]
-    return NvmlBackend(nvml=FakeNvml(gpus))
+    gpus = [FakeGpu(uuid=f"GPU-fake-{i}", power_mw=300_000, live=True) for i in range(n)]
+    return NvmlBackend(nvml=FakeNvml(gpus, costs=COST_PRESETS[costs] if costs else None),
+                       energy_interval=cadence.energy_interval, buffer_interval=cadence.buffer_interval)
 
 
 def measure(backend: Backend, interval: float, duration: float, scrapes: int) -> dict:
@@ -91,18 +95,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     group = p.add_mutually_exclusive_group(required=True)
     group.add_argument("--fake-devices", type=int, help="N FakeNvml GPUs at the NVML call boundary")
     group.add_argument("--backend", help="a real backend: nvml, amdsmi, smi-cli, host, replay:PATH")
+    p.add_argument("--fake-costs", choices=["h100"], help="FakeNvml calls busy-wait as long as that GPU's do")
     p.add_argument("--interval", type=float, default=0.1)
+    p.add_argument("--energy-interval", type=float, default=1.0, help="seconds between energy-counter reads")
+    p.add_argument("--buffer-interval", type=float, default=1.0, help="seconds between sample-buffer drains")
     p.add_argument("--duration", type=float, default=20.0, help="seconds of sampling without scrapes")
     p.add_argument("--scrapes", type=int, default=300, help="back-to-back scrapes afterwards")
     p.add_argument("--json", type=Path, help="write the results here")
     args = p.parse_args(argv)
     try:
-        backend = fake_backend(args.fake_devices) if args.fake_devices else create_backend(args.backend)
+        cadence = ReadCadence.for_tick(args.interval, args.energy_interval, args.buffer_interval)
+        backend = fake_backend(args.fake_devices, cadence, args.fake_costs) if args.fake_devices else \
+            create_backend(args.backend, cadence=cadence)
     except BackendUnavailableError as exc:
         print(f"exporter_bench: {exc}", file=sys.stderr)
         return 2
     label = f"fake-nvml x{args.fake_devices}" if args.fake_devices else args.backend
-    result = {"backend": label, "host": platform.node(), "python": platform.python_version(),
+    result = {"backend": label, "fake_costs": args.fake_costs or "none",
+              "energy_interval_s": args.energy_interval, "buffer_interval_s": args.buffer_interval,
+              "host": platform.node(), "python": platform.python_version(),
               **measure(backend, args.interval, args.duration, args.scrapes)}
     width = max(map(len, result))
     for key, value in result.items():

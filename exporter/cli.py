@@ -11,6 +11,7 @@ from typing import Any, NoReturn, Sequence
 
 from exporter.backends import NAMES, create_backend
 from exporter.backends.base import Backend, BackendUnavailableError
+from exporter.backends.cadence import ReadCadence
 from exporter.collector import ExporterCollector
 from exporter.recorder import Recorder
 from exporter.sampler import Sampler
@@ -19,6 +20,7 @@ from exporter.store import Store
 from llm_dvfs.errors import UsageError
 
 DEFAULT_PORT = 9945
+BUFFER_DEPTH_S = 2.0  # the NVML sample buffer holds ~2.4 s (120 samples, 20 ms apart); drain it before it wraps
 
 
 class _Parser(argparse.ArgumentParser):
@@ -55,6 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
                    "smi-cli, then host)")
     p.add_argument("--gpu-ids", type=_gpu_ids, default=None, help="comma-separated device indices (default all)")
     p.add_argument("--interval", type=_positive, default=0.1, help="seconds between ticks (default 0.1)")
+    p.add_argument("--energy-interval", type=_positive, default=1.0, metavar="SECONDS",
+                   help="seconds between reads of the NVML energy counter (~3 ms each); power samples are "
+                   "integrated in between and each read re-anchors gpu_energy_joules_total (default 1.0; at most "
+                   "once per tick)")
+    p.add_argument("--buffer-interval", type=_positive, default=1.0, metavar="SECONDS",
+                   help=f"seconds between drains of the NVML power-sample buffer (default 1.0, at most "
+                   f"{BUFFER_DEPTH_S:g}: the driver keeps ~2.4 s)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"/metrics port (default {DEFAULT_PORT})")
     p.add_argument("--listen-address", default="0.0.0.0", help="address to bind /metrics to (default 0.0.0.0)")
     p.add_argument("--no-http", action="store_true", help="do not serve /metrics (record only)")
@@ -65,9 +74,16 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _open_backend(spec: str, gpu_ids: list[int] | None) -> Backend:
+def _cadence(args: argparse.Namespace) -> ReadCadence:
+    if args.buffer_interval > BUFFER_DEPTH_S:
+        raise UsageError(f"--buffer-interval must be at most {BUFFER_DEPTH_S:g} s (the driver keeps ~2.4 s of "
+                         f"samples), got {args.buffer_interval:g}")
+    return ReadCadence.for_tick(args.interval, args.energy_interval, args.buffer_interval)
+
+
+def _open_backend(spec: str, gpu_ids: list[int] | None, cadence: ReadCadence) -> Backend:
     try:
-        return create_backend(spec, gpu_ids)
+        return create_backend(spec, gpu_ids, cadence)
     except BackendUnavailableError as exc:
         raise UsageError(str(exc)) from None
 
@@ -77,7 +93,9 @@ def _open_recorder(args: argparse.Namespace, backend: Backend) -> Recorder | Non
         return None
     try:
         return Recorder(backend.devices(), args.output, args.json,
-                        metadata={"backend": args.backend, "interval_s": args.interval})
+                        metadata={"backend": args.backend, "interval_s": args.interval,
+                                  "energy_interval_s": args.energy_interval,
+                                  "buffer_interval_s": args.buffer_interval})
     except OSError as exc:
         raise UsageError(f"cannot write {exc.filename}: {exc.strerror}") from None
 
@@ -88,7 +106,7 @@ def main(argv: Sequence[str]) -> int:
         raise UsageError(f"--port must be 0-65535, got {args.port}")
     stop = threading.Event()
     sys.setswitchinterval(0.001)  # the sampler thread gets the GIL back within 1 ms even while scrapes run
-    backend = _open_backend(args.backend, args.gpu_ids)
+    backend = _open_backend(args.backend, args.gpu_ids, _cadence(args))
     recorder = server = sampler = None
     previous: dict[int, Any] = {}
     try:

@@ -68,8 +68,8 @@ class ExporterCollector(Collector):
         info: DeviceInfo = state.info
         key = [str(info.index), info.uuid]
         f.gauge("up", "1 if the device was read in the latest tick, else 0").add_metric(key, 1.0 if state.up else 0.0)
-        info_family = f.gauge("info", "Device identity; energy_source says whether gpu_energy_joules_total comes "
-                                      "from a hardware counter or integrated power samples",
+        info_family = f.gauge("info", "Device identity; energy_source (counter, counter_interpolated, integrated, "
+                                      "none) says how gpu_energy_joules_total is made",
                               ("name", "vendor", "driver", "backend", "source", "energy_source"))
         info_family.add_metric([*key, info.name, info.vendor, info.driver, info.backend, info.source,
                                 info.energy_source], 1.0)
@@ -101,8 +101,10 @@ class ExporterCollector(Collector):
     @staticmethod
     def _energy(f: _Families, state: DeviceState, key: list[str]) -> None:
         f.family("energy_joules", lambda name: CounterMetricFamily(
-            name, "Energy since the exporter started (hardware counter deltas where the device has one, else "
-                  "integrated power samples)", labels=f.labels)).add_metric(key, state.energy_j)
+            name, "Energy since the exporter started; gpu_info energy_source says how: counter = hardware counter "
+                  "deltas, counter_interpolated = hardware counter every --energy-interval with power samples "
+                  "integrated in between (never decreasing), integrated = power samples only",
+            labels=f.labels)).add_metric(key, state.energy_j)
         h = state.power_histogram
         f.family("power_samples_watts", lambda name: HistogramMetricFamily(
             name, "Every power sample seen, driver-buffer samples included", labels=f.labels,
@@ -118,6 +120,9 @@ class ExporterCollector(Collector):
         h = st.tick_duration
         yield HistogramMetricFamily(f"{SELF}_tick_duration_seconds", "Time to read every device and publish",
                                     buckets=_buckets(h), sum_value=h.total)
+        h = st.tick_lateness
+        yield HistogramMetricFamily(f"{SELF}_tick_lateness_seconds", "How long after its scheduled time each tick "
+                                    "started (jitter)", buckets=_buckets(h), sum_value=h.total)
         errors = CounterMetricFamily(f"{SELF}_read_errors", "Failed reads by device and kind (lost, read, "
                                                             "timeout, or the field that failed)",
                                      labels=["gpu", "kind"])

@@ -15,6 +15,9 @@ from exporter.backends.base import Backend, DeviceError, DeviceReadError, GpuSam
 from exporter.store import Histogram, Snapshot, Store
 
 TICK_BUCKETS: tuple[float, ...] = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+# Tick start lateness: resolves 0.1 ms (a quiet machine) up to 1 s (a stalled one).
+LATENESS_BUCKETS: tuple[float, ...] = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                       0.5, 1.0)
 LATE_FRACTION = 0.2  # a tick starting later than 20% of the interval after its due time is "late"
 
 
@@ -26,6 +29,7 @@ class SamplerStats:
     late_ticks: int
     missed_ticks: int
     tick_duration: Histogram
+    tick_lateness: Histogram
     read_errors: dict[tuple[int, str], int]  # (device index, kind) -> count
 
 
@@ -46,6 +50,8 @@ class Sampler:
         self._ticks = self._late = self._missed = 0
         self._durations = [0] * (len(TICK_BUCKETS) + 1)
         self._duration_sum = 0.0
+        self._late_counts = [0] * (len(LATENESS_BUCKETS) + 1)
+        self._late_sum = 0.0
         self._errors: dict[tuple[int, str], int] = {}
         self._lateness: list[float] = []  # seconds each tick started after its due time (for benchmarks)
         self._stop = threading.Event()
@@ -126,6 +132,8 @@ class Sampler:
                 self._lateness.append(lateness)
                 if len(self._lateness) > 100_000:
                     del self._lateness[:50_000]
+                self._late_counts[bisect.bisect_left(LATENESS_BUCKETS, lateness)] += 1
+                self._late_sum += lateness
                 if lateness > LATE_FRACTION * self.interval:
                     self._late += 1
             self.tick(deadline=due + 0.9 * self.interval)
@@ -149,15 +157,21 @@ class Sampler:
 
     def stats(self) -> SamplerStats:
         with self._lock:
-            cumulative, running = [], 0
-            for c in self._durations:
-                running += c
-                cumulative.append(running)
             return SamplerStats(self._ticks, self._late, self._missed,
-                                Histogram(TICK_BUCKETS, tuple(cumulative), self._duration_sum, running),
+                                _histogram(TICK_BUCKETS, self._durations, self._duration_sum),
+                                _histogram(LATENESS_BUCKETS, self._late_counts, self._late_sum),
                                 dict(self._errors))
 
     def lateness(self) -> list[float]:
         """Start lateness of every scheduled tick so far, seconds (benchmarks compute jitter from it)."""
         with self._lock:
             return list(self._lateness)
+
+
+def _histogram(bounds: tuple[float, ...], counts: list[int], total: float) -> Histogram:
+    """Per-bucket counts made cumulative, as Prometheus wants them."""
+    cumulative, running = [], 0
+    for c in counts:
+        running += c
+        cumulative.append(running)
+    return Histogram(bounds, tuple(cumulative), total, running)

@@ -47,41 +47,65 @@ class PowerHistogram:
 
 
 class EnergyCounter:
-    """Joules since the exporter started. Uses the hardware counter's deltas where there is one (a drop means
-    it was reset: that tick's energy is then power × time), else integrates power samples (trapezoids)."""
+    """Joules since the exporter started; never goes backwards.
+
+    Each hardware counter read re-anchors: the anchored total grows by the counter's delta (or, when the counter
+    dropped, i.e. was reset, by the power integrated since the last read). Between reads, power samples are
+    integrated (trapezoids, only the part after the last read) on top of the anchor, so the value stays fresh
+    while the ~3 ms counter is read only every few ticks. If the integral ran ahead of the counter, the exported
+    total holds until anchor + integral passes it again. A device without a counter is integrated throughout.
+    """
 
     def __init__(self) -> None:
         self.total = 0.0
         self.resets = 0
+        self._anchored = 0.0  # joules up to the latest counter read
+        self._since = 0.0  # joules integrated after the latest counter read
+        self._anchor_time: float | None = None  # wall time of the latest counter read
         self._last_counter: float | None = None
         self._last_point: PowerSample | None = None
 
     def add(self, wall_time: float, sample: GpuSample) -> None:
-        points = list(sample.power_samples)  # the driver's own samples are denser and carry their own times
+        # The driver's own samples are denser and carry their own times; on ticks without them the tick's reading
+        # keeps the integral fresh. Only points newer than the last one integrated count, so a drained buffer
+        # never integrates a stretch twice.
+        points = list(sample.power_samples)
         if not points and sample.power_w is not None:
             points = [PowerSample(wall_time, sample.power_w)]
-        integrated = self._integrate(points)
-        if sample.energy_j is None:
-            self.total += integrated
-            return
-        if self._last_counter is not None:
-            delta = sample.energy_j - self._last_counter
-            if delta >= 0:
-                self.total += delta
-            else:
-                self.resets += 1
-                self.total += integrated
-        self._last_counter = sample.energy_j
+        self._since += self._integrate(points)
+        if sample.energy_j is not None:
+            self._anchor(wall_time, sample.energy_j)
+        self.total = max(self.total, self._anchored + self._since)
+
+    def _anchor(self, wall_time: float, counter: float) -> None:
+        if self._last_counter is None:  # first read: count on from what was exported so far
+            self._anchored = self.total
+        elif counter < self._last_counter:
+            self.resets += 1
+            self._anchored += self._since
+        else:
+            self._anchored += counter - self._last_counter
+        self._since = 0.0
+        self._anchor_time = wall_time
+        self._last_counter = counter
 
     def _integrate(self, points: list[PowerSample]) -> float:
         joules = 0.0
         for p in points:
             last = self._last_point
             if last is not None and p.timestamp > last.timestamp:
-                joules += (p.timestamp - last.timestamp) * (p.watts + last.watts) / 2
+                joules += self._after_anchor(last, p)
             if last is None or p.timestamp > last.timestamp:
                 self._last_point = p
         return joules
+
+    def _after_anchor(self, a: PowerSample, b: PowerSample) -> float:
+        """The trapezoid a -> b, cut to the part after the latest counter read (the counter holds the rest)."""
+        start = a.timestamp if self._anchor_time is None else max(a.timestamp, self._anchor_time)
+        if start >= b.timestamp:
+            return 0.0
+        w_start = a.watts + (b.watts - a.watts) * (start - a.timestamp) / (b.timestamp - a.timestamp)
+        return (b.timestamp - start) * (w_start + b.watts) / 2
 
     def gap(self) -> None:
         """A failed read: do not integrate across the hole (the hardware counter still covers it)."""
@@ -136,7 +160,7 @@ class Store:
             if isinstance(result, GpuSample):
                 energy.add(wall_time, result)
                 observed = [p.watts for p in result.power_samples]
-                if not observed and result.power_w is not None:
+                if not observed and not result.buffered and result.power_w is not None:
                     observed = [result.power_w]
                 for watts in observed:
                     histogram.observe(watts)

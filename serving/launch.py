@@ -68,18 +68,22 @@ def plan_single(model: str, vllm_args: Sequence[str], log_dir: Path, port: int =
     return [vllm_planned("vllm", model, port, vllm_args, device_env(gpu, cpu), log_dir, host, python)]
 
 
-def p2p_nccl_config(role: str, http_port: int, kv_port: int, host_ip: str, discovery_port: int) -> dict:
+def p2p_nccl_config(role: str, http_port: int, kv_port: int, host_ip: str, discovery_port: int,
+                    pool_gb: float = 32) -> dict:
     """P2pNcclConnector's --kv-transfer-config as it connected on two H200s (shared/gpu/README.md).
 
     Producer: small send buffer; consumer: 8 GB receive buffer; `http_port` must be the instance's own --port,
-    since the instance announces it to the proxy as where to send requests.
+    since the instance announces it to the proxy as where to send requests. `pool_gb` sizes the pinned host pool
+    that takes KV the GPU buffer cannot hold: at 2 GB (the first configuration that connected) 64 concurrent
+    512-token Llama-8B prompts exhausted it on two H200s ("Insufficient memory"), which kills the decode
+    instance's receive thread and hangs every later request.
     """
     producer = role == "prefill"
     return {"kv_connector": "P2pNcclConnector", "kv_role": "kv_producer" if producer else "kv_consumer",
             "kv_buffer_size": "1e1" if producer else "8e9", "kv_port": str(kv_port),
             "kv_connector_extra_config": {"proxy_ip": host_ip, "proxy_port": str(discovery_port),
                                           "http_port": str(http_port), "send_type": "PUT_ASYNC",
-                                          "mem_pool_size_gb": "2"}}
+                                          "mem_pool_size_gb": f"{pool_gb:g}"}}
 
 
 @dataclass
@@ -97,7 +101,8 @@ class DisaggPorts:
 def plan_disagg(connector: str, model: str, vllm_args: Sequence[str], log_dir: Path,
                 ports: DisaggPorts = DisaggPorts(), prefill_gpu: str = "0", decode_gpu: str = "1", cpu: bool = False,
                 host_ip: str = "127.0.0.1", kv_storage: Path | None = None,
-                proxy_args: Sequence[str] = (), python: str = sys.executable) -> list[Planned]:
+                proxy_args: Sequence[str] = (), python: str = sys.executable,
+                kv_pool_gb: float = 32) -> list[Planned]:
     """Proxy first (p2p-nccl instances ping it from start-up), then prefill and decode."""
     if connector not in CONNECTORS:
         raise UsageError(f"--connector must be one of {', '.join(CONNECTORS)}")
@@ -112,7 +117,7 @@ def plan_disagg(connector: str, model: str, vllm_args: Sequence[str], log_dir: P
             # for KV addressed to the original id.
             env.update(VLLM_DISABLE_REQUEST_ID_RANDOMIZATION="1", VLLM_HOST_IP=host_ip)
             kv_port = ports.prefill_kv if role == "prefill" else ports.decode_kv
-            kv = p2p_nccl_config(role, port, kv_port, host_ip, ports.discovery)
+            kv = p2p_nccl_config(role, port, kv_port, host_ip, ports.discovery, kv_pool_gb)
         elif connector == "nixl":
             env.update(VLLM_NIXL_SIDE_CHANNEL_PORT=str(ports.prefill_nixl if role == "prefill" else ports.decode_nixl),
                        VLLM_NIXL_SIDE_CHANNEL_HOST=host_ip, UCX_NET_DEVICES="all")
@@ -229,6 +234,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--host-ip", default="127.0.0.1",
                    help="address every process binds and announces (p2p-nccl: VLLM_HOST_IP and proxy_ip; nixl: "
                    "side-channel host) (default %(default)s)")
+    d.add_argument("--kv-pool-gb", type=float, default=32,
+                   help="p2p-nccl: pinned host pool per instance for KV the GPU buffer cannot hold (default 32; "
+                        "2 ran out at 64 concurrent 512-token prompts on Llama-8B)")
     d.add_argument("--kv-storage", type=Path, help="example: shared KV directory (default LOG_DIR/kv-storage)")
     d.add_argument("--proxy-arg", action="append", default=[], metavar="ARG",
                    help="extra argument for the proxy, repeatable (e.g. --proxy-arg=--decode-timeout=120)")
@@ -251,9 +259,12 @@ def main(argv: Sequence[str]) -> int:
             used += [ports.discovery, ports.prefill_kv, ports.decode_kv]
         if len(set(used)) != len(used):
             raise UsageError(f"ports must all differ, got {used}")
+        if args.kv_pool_gb <= 0:
+            raise UsageError("--kv-pool-gb must be positive")
         planned = plan_disagg(args.connector, args.model, vllm_args, log_dir, ports, args.prefill_gpu,
                               args.decode_gpu, args.cpu, args.host_ip,
-                              args.kv_storage.resolve() if args.kv_storage else None, args.proxy_arg)
+                              args.kv_storage.resolve() if args.kv_storage else None, args.proxy_arg,
+                              kv_pool_gb=args.kv_pool_gb)
     for p in planned:
         if not 1 <= p.port <= 65535:
             raise UsageError(f"{p.name} port must be 1-65535, got {p.port}")

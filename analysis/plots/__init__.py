@@ -19,8 +19,9 @@ def figure(rows: int = 1, cols: int = 1, width: float = 11.0, row_height: float 
     return fig, axes
 
 
-def save(fig: Figure, path: Path) -> Path:
-    fig.tight_layout()
+def save(fig: Figure, path: Path, rect: tuple[float, float, float, float] = (0, 0, 1, 1)) -> Path:
+    """Lay out within `rect` (figure fractions; leave room there for a figure-level legend) and write a PNG."""
+    fig.tight_layout(rect=rect)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path

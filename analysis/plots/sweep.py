@@ -58,6 +58,7 @@ def side_by_side(runs: dict[str, list[Summary]], path: Path) -> Path | None:
         ax.set_xticks(x, levels, rotation=15, fontsize=8)
         ax.set_title(title)
         ax.grid(alpha=0.3, axis="y")
-    axes[0][0].legend(fontsize=8)
+    fig.legend(*axes[0][0].get_legend_handles_labels(), loc="lower center", ncol=len(names), fontsize=9,
+               frameon=False)
     fig.suptitle("Side by side, per load level")
-    return save(fig, path)
+    return save(fig, path, rect=(0, 0.07, 1, 1))

@@ -6,6 +6,7 @@ from bisect import bisect_right
 from pathlib import Path
 
 from matplotlib.axes import Axes
+from matplotlib.ticker import MaxNLocator
 
 from analysis.plots import color, figure, save
 from analysis.requests import in_flight
@@ -77,6 +78,7 @@ def power_per_gpu(part: Part, path: Path) -> Path | None:
             ax2.step([s[0] for s in steps], [s[1] for s in steps], where="post", color="tab:orange", lw=1.0,
                      alpha=0.9, label="requests in flight")
             ax2.set_ylabel("requests in flight")
+            ax2.yaxis.set_major_locator(MaxNLocator(integer=True))
             ax2.set_ylim(bottom=0, top=max(s[1] for s in steps) * 1.15 + 0.5)
             h2, l2 = ax2.get_legend_handles_labels()
             handles, labels = handles + h2, labels + l2

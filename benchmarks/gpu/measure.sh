@@ -4,6 +4,8 @@
 #                                                in their own session so they outlive the call; waits until healthy
 #   measure.sh sweep  single|disagg STAGE OUT   the sweep at concurrency 1,16,64 (512 in, 256 out), a continuous
 #                                                exporter trace, vLLM's own metrics before/after, all packed in OUT
+# SKIP_CHECKS=1 skips the idle-GPU exporter checks (when they already ran on this machine). A start first stops
+# any server an earlier start left running, so single and disagg can follow each other on one machine.
 # STAGE is the staged vLLM folder (.gpu for 0.24.0, .gpu23 for 0.23.0; see ../../shared/gpu/README.md).
 # Measures the GPUs as found: nothing here changes clocks, power limits or modes.
 set -euo pipefail
@@ -24,11 +26,14 @@ healthy() { curl -sf -o /dev/null "http://127.0.0.1:8000/health"; }
 
 case $phase in
 start)
+  pkill -TERM -f "llm_dvfs.cli serve" && sleep 15 || true
   nvidia-smi --query-gpu=index,name,uuid,driver_version,power.limit,clocks.max.sm,clocks.sm,pstate,persistence_mode \
     --format=csv > "$work/gpus-before.csv"
-  for g in ${gpus//,/ }; do
-    python3 benchmarks/exporter_gpu_check.py --gpu-id "$g" --out-dir "$work/gpu-check-$g" || echo "gpu check $g failed"
-  done
+  if [ "${SKIP_CHECKS:-0}" != 1 ]; then
+    for g in ${gpus//,/ }; do
+      python3 benchmarks/exporter_gpu_check.py --gpu-id "$g" --out-dir "$work/gpu-check-$g" || echo "gpu check $g failed"
+    done
+  fi
   if [ "$mode" = single ]; then
     setsid nohup python3 -m llm_dvfs.cli serve single --model "$model" --port 8000 --gpu 0 --log-dir "$work/logs" \
       -- "${vllm_args[@]}" > "$work/serve.out" 2>&1 < /dev/null &
@@ -36,8 +41,10 @@ start)
     setsid nohup python3 -m llm_dvfs.cli serve disagg --connector p2p-nccl --model "$model" --log-dir "$work/logs" \
       -- "${vllm_args[@]}" > "$work/serve.out" 2>&1 < /dev/null &
   fi
-  python3 benchmarks/exporter_bench.py --backend nvml --duration 30 --scrapes 500 --json "$work/exporter-bench.json" \
-    || echo "exporter bench failed"
+  if [ "${SKIP_CHECKS:-0}" != 1 ]; then
+    python3 benchmarks/exporter_bench.py --backend nvml --duration 30 --scrapes 500 \
+      --json "$work/exporter-bench.json" || echo "exporter bench failed"
+  fi
   for _ in $(seq 400); do healthy && break; sleep 1; done
   healthy && echo "SERVING" || { echo "NOT HEALTHY"; tail -30 "$work/serve.out"; }
   ;;

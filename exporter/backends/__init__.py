@@ -6,37 +6,39 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 from exporter.backends.base import Backend, BackendUnavailableError, DeviceNotFoundError
+from exporter.backends.cadence import ReadCadence
 
 AUTO_ORDER = ("nvml", "amdsmi", "smi-cli", "host")
 NAMES = (*AUTO_ORDER, "replay:PATH", "auto")
 
 
-def _nvml(gpu_ids: Sequence[int] | None) -> Backend:
+def _nvml(gpu_ids: Sequence[int] | None, cadence: ReadCadence) -> Backend:
     from exporter.backends.nvml import NvmlBackend
-    return NvmlBackend(gpu_ids=gpu_ids)
+    return NvmlBackend(gpu_ids=gpu_ids, energy_interval=cadence.energy_interval,
+                       buffer_interval=cadence.buffer_interval)
 
 
-def _amdsmi(gpu_ids: Sequence[int] | None) -> Backend:
+def _amdsmi(gpu_ids: Sequence[int] | None, cadence: ReadCadence) -> Backend:
     from exporter.backends.amdsmi import AmdSmiBackend
     return AmdSmiBackend(gpu_ids=gpu_ids)
 
 
-def _smi_cli(gpu_ids: Sequence[int] | None) -> Backend:
+def _smi_cli(gpu_ids: Sequence[int] | None, cadence: ReadCadence) -> Backend:
     from exporter.backends.smi_cli import SmiCliBackend
     return SmiCliBackend(gpu_ids=gpu_ids)
 
 
-def _host(gpu_ids: Sequence[int] | None) -> Backend:
+def _host(gpu_ids: Sequence[int] | None, cadence: ReadCadence) -> Backend:
     from exporter.backends.host import HostBackend
     return HostBackend(cpu_ids=gpu_ids)
 
 
-FACTORIES: dict[str, Callable[[Sequence[int] | None], Backend]] = {
+FACTORIES: dict[str, Callable[[Sequence[int] | None, ReadCadence], Backend]] = {
     "nvml": _nvml, "amdsmi": _amdsmi, "smi-cli": _smi_cli, "host": _host,
 }
 
 
-def create_backend(spec: str, gpu_ids: Sequence[int] | None = None) -> Backend:
+def create_backend(spec: str, gpu_ids: Sequence[int] | None = None, cadence: ReadCadence = ReadCadence()) -> Backend:
     """Build the backend named by `spec` (see NAMES); raise BackendUnavailableError with a one-line reason."""
     if spec.startswith("replay:"):
         from exporter.backends.replay import ReplayBackend
@@ -48,7 +50,7 @@ def create_backend(spec: str, gpu_ids: Sequence[int] | None = None) -> Backend:
         reasons = []
         for name in AUTO_ORDER:
             try:
-                return FACTORIES[name](gpu_ids)
+                return FACTORIES[name](gpu_ids, cadence)
             except DeviceNotFoundError:
                 raise
             except BackendUnavailableError as exc:
@@ -56,4 +58,4 @@ def create_backend(spec: str, gpu_ids: Sequence[int] | None = None) -> Backend:
         raise BackendUnavailableError("no backend works here (" + "; ".join(reasons) + ")")
     if spec not in FACTORIES:
         raise BackendUnavailableError(f"unknown backend {spec!r}; choose from {', '.join(NAMES)}")
-    return FACTORIES[spec](gpu_ids)
+    return FACTORIES[spec](gpu_ids, cadence)

@@ -49,7 +49,9 @@ class DeviceInfo:
     driver: str
     backend: str
     source: str = "hardware"  # "hardware" or "replay"
-    energy_source: str = "counter"  # "counter" (hardware energy counter) or "integrated" (from power samples)
+    # "counter": hardware counter deltas every tick; "counter_interpolated": the hardware counter every few ticks,
+    # power samples integrated in between; "integrated": power samples only (no counter)
+    energy_source: str = "counter"
     kind: str = "gpu"
     max_clocks_hz: Mapping[str, float] = field(default_factory=dict)
 
@@ -68,7 +70,7 @@ class GpuSample:
 
     power_w: float | None = None  # latest instant power
     power_average_w: float | None = None  # the driver's own averaged power, where it has one
-    energy_j: float | None = None  # raw hardware energy counter (may reset); None = no counter
+    energy_j: float | None = None  # raw hardware energy counter (may reset); None = not read this time
     utilization: float | None = None  # 0-1
     memory_utilization: float | None = None  # 0-1 (memory-controller busy ratio)
     temperature_c: float | None = None
@@ -79,6 +81,9 @@ class GpuSample:
     performance_state: int | None = None
     clock_events: Mapping[str, bool] | None = None  # named throttle reasons -> active
     power_samples: tuple[PowerSample, ...] = ()  # samples not seen before (driver buffer, replayed rows)
+    # True when the device has a sample buffer: power_samples are then its only histogram samples (none on ticks
+    # the buffer is not drained), so power_w is not counted a second time
+    buffered: bool = False
     failed_fields: tuple[str, ...] = ()  # fields whose read failed (other than "not supported")
     replay_position_s: float | None = None  # trace seconds replayed so far (replay backend only)
 

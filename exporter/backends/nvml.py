@@ -1,13 +1,15 @@
 """NVIDIA GPUs through NVML (pynvml from nvidia-ml-py), imported only when this backend is chosen.
 
 Instant power comes from the NVML_FI_DEV_POWER_INSTANT field because on Hopper nvmlDeviceGetPowerUsage is a
-1 s average that lags a load step; that average is exported separately. The energy counter costs ~4 ms per read
-on an H200, so it is read once per tick. The driver's power-sample buffer (20 ms apart) is drained by timestamp so
-every driver sample reaches the histogram even at a 100 ms tick.
+1 s average that lags a load step; that average is exported separately. The energy counter costs ~3-4 ms per
+read (the driver busy-waits), so it is read every `energy_interval` seconds, not every tick; the store integrates
+power samples in between. The driver's power-sample buffer (20 ms apart, ~2.4 s deep) is drained by timestamp every
+`buffer_interval` seconds, so every driver sample reaches the histogram without paying for a drain every tick.
 """
 
 from __future__ import annotations
 
+import time
 from types import ModuleType
 from typing import Any, Callable, Sequence
 
@@ -21,6 +23,7 @@ from exporter.backends.base import (
     PowerSample,
     select_indices,
 )
+from exporter.backends.cadence import Cadence
 
 # Clock-event (throttle) reason bits, named as nvmlClocksEventReason* in nvml.h.
 CLOCK_EVENT_REASONS: dict[str, int] = {
@@ -67,8 +70,13 @@ class NvmlBackend(Backend):
 
     name = "nvml"
 
-    def __init__(self, nvml: ModuleType | Any | None = None, gpu_ids: Sequence[int] | None = None) -> None:
+    def __init__(self, nvml: ModuleType | Any | None = None, gpu_ids: Sequence[int] | None = None,
+                 energy_interval: float = 0.0, buffer_interval: float = 0.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        """`energy_interval` / `buffer_interval`: seconds between energy-counter reads / sample-buffer drains
+        (0 = every read)."""
         self._nvml = nvml if nvml is not None else load_pynvml()
+        self._energy_interval = energy_interval
         n = self._nvml
         try:
             n.nvmlInit()
@@ -88,6 +96,8 @@ class NvmlBackend(Backend):
         except BackendUnavailableError:
             n.nvmlShutdown()
             raise
+        self._energy_due = {i: Cadence(energy_interval, clock) for i in self._indices}
+        self._buffer_due = {i: Cadence(buffer_interval, clock) for i in self._indices}
         self._last_sample_us = {i: 0 for i in self._indices}
         self._unsupported: dict[int, set[str]] = {i: set() for i in self._indices}
         for i in self._indices:  # skip the ~2.4 s of driver samples taken before the exporter started
@@ -107,7 +117,7 @@ class NvmlBackend(Backend):
                 pass
         try:
             n.nvmlDeviceGetTotalEnergyConsumption(h)
-            energy_source = "counter"
+            energy_source = "counter_interpolated" if self._energy_interval > 0 else "counter"
         except n.NVMLError:
             energy_source = "integrated"
         return DeviceInfo(index=index, name=_text(n.nvmlDeviceGetName(h)), uuid=_text(n.nvmlDeviceGetUUID(h)),
@@ -145,7 +155,8 @@ class NvmlBackend(Backend):
         instant = get("power", lambda: self._instant_power(h))
         average_mw = get("power_average", lambda: n.nvmlDeviceGetPowerUsage(h))
         average = average_mw / 1000.0 if average_mw is not None else None
-        energy_mj = get("energy", lambda: n.nvmlDeviceGetTotalEnergyConsumption(h))
+        energy_mj = get("energy", lambda: n.nvmlDeviceGetTotalEnergyConsumption(h)) \
+            if self._energy_due[index].due() else None
         util = get("utilization", lambda: n.nvmlDeviceGetUtilizationRates(h))
         memory = get("memory", lambda: n.nvmlDeviceGetMemoryInfo(h))
         clocks = {}
@@ -156,7 +167,8 @@ class NvmlBackend(Backend):
         limit_mw = get("power_limit", lambda: n.nvmlDeviceGetEnforcedPowerLimit(h))
         pstate = get("performance_state", lambda: n.nvmlDeviceGetPerformanceState(h))
         events = get("clock_events", lambda: self._clock_event_mask(h))
-        samples = get("power_samples", lambda: self._new_power_samples(index, h)) or ()
+        samples = (get("power_samples", lambda: self._new_power_samples(index, h)) or ()) \
+            if self._buffer_due[index].due() else ()
 
         if instant is None and "power" in unsupported:
             instant = average  # pre-Hopper: no instant field; the plain power reading is the best there is
@@ -176,6 +188,7 @@ class NvmlBackend(Backend):
             performance_state=pstate if pstate is not None and pstate != _PSTATE_UNKNOWN else None,
             clock_events=decode_clock_events(events) if events is not None else None,
             power_samples=tuple(samples),
+            buffered="power_samples" not in unsupported,
             failed_fields=tuple(failed),
         )
 

@@ -17,14 +17,17 @@ def build() -> Dashboard:
         timeseries("Tick rate vs configured", [
             (f"rate({SELF}_ticks_total[$__rate_interval])", "ticks/s {{instance}}"),
             (f"1 / {SELF}_interval_seconds", "configured {{instance}}"),
-        ], "hertz", "A tick rate below the configured one means the sampler is falling behind.", width=8),
-        timeseries("Late and missed ticks (jitter)", [
+        ], "hertz", "A tick rate below the configured one means the sampler is falling behind.", width=6),
+        timeseries("Tick jitter (start lateness)", quantiles(f"{SELF}_tick_lateness_seconds", "instance"), "s",
+                   "How long after its scheduled slot each tick started, p50 and p99 (buckets from 0.1 ms).",
+                   width=6),
+        timeseries("Late and missed ticks", [
             (f"rate({SELF}_late_ticks_total[$__rate_interval])", "late (>20% of interval) {{instance}}"),
             (f"rate({SELF}_missed_ticks_total[$__rate_interval])", "missed {{instance}}"),
         ], "short", "Per second. Late ticks started more than 20% of an interval after their slot; missed ticks "
-                    "were skipped entirely.", width=8),
+                    "were skipped entirely.", width=6),
         timeseries("Tick duration", quantiles(f"{SELF}_tick_duration_seconds", "instance"), "s",
-                   "Time to read every device and publish one snapshot.", width=8),
+                   "Time to read every device and publish one snapshot.", width=6),
     ]
     errors = [
         timeseries("Read errors per second", [

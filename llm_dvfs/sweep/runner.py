@@ -124,7 +124,7 @@ class SweepRunner:
         level_dir = self.run_dir / level.name
         if not (level_dir / "requests.jsonl").exists():
             return
-        figures = read_level(level_dir, level.concurrency, self.load.warmup_s)
+        figures = read_level(level_dir, level.concurrency, self.load.warmup_s, self.load.steady_s)
         entry = dict(figures.entry)
         if level.request_rate is not None:
             entry["request_rate"] = level.request_rate

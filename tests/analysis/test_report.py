@@ -87,6 +87,16 @@ def test_without_a_power_sensor_the_energy_columns_say_so(tmp_path):
     assert "**no power sensor**" in text
 
 
+def test_a_results_dir_with_the_samples_csv_elsewhere(tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(FIXTURES / "run", run, ignore=shutil.ignore_patterns("samples.csv"))
+    result = subprocess.run([sys.executable, "-m", "llm_dvfs.cli", "report", str(run), "--samples",
+                             str(FIXTURES / "run" / "samples.csv")], cwd=ROOT, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "energy counter" in (run / "report.md").read_text() and (run / "run-power.png").exists()
+
+
 def test_a_bare_samples_csv_gets_the_seeds_plots_and_statistics(tmp_path):
     shutil.copy(FIXTURES / "synthetic-trace.csv", tmp_path / "gpu_monitor.csv")
     text = write_report(tmp_path).read_text()

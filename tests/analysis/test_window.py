@@ -54,3 +54,10 @@ def test_open_loop_runs_from_warmup_end_to_the_last_arrival():
     reqs = [req(t * 0.5, 2.0) for t in range(20)]
     w = steady_window(reqs, concurrency=None, warmup_s=2.0)
     assert w is not None and (w.start, w.end) == (2.0, 9.5)
+
+
+def test_open_loop_ends_when_the_planned_steady_time_is_over():
+    # arrivals go on for 9.5 s, but a load generator that is stopping after 2 + 4 s is no longer steady load
+    reqs = [req(t * 0.5, 2.0) for t in range(20)]
+    w = steady_window(reqs, concurrency=None, warmup_s=2.0, steady_s=4.0)
+    assert w is not None and (w.start, w.end) == (2.0, 6.0) and "4 s of steady arrivals" in w.reason

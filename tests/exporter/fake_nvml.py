@@ -3,14 +3,20 @@
 It has the names, constants and return shapes of nvidia-ml-py (13.x): functions raise `NVMLError(code)` with
 `.value`, nvmlDeviceGetFieldValues returns structs with fieldId/nvmlReturn/valueType/value.<union member>,
 nvmlDeviceGetSamples returns (valueType, [sample(timeStamp µs, sampleValue)]) with samples newer than the given
-timestamp. Each FakeGpu's state is plain data the test changes between reads (power, energy, a failure to raise).
+timestamp. Each FakeGpu's state is plain data the test changes between reads (power, energy, a failure to raise),
+or, with `live=True`, a free-running GPU whose counter and sample buffer follow the wall clock.
+
+`costs` models what each call costs on real hardware: the driver busy-waits, so a call's wall time is CPU time.
+H100_COSTS holds per-call times measured on an H100 (NVML 580, nvidia-ml-py) for the exporter's benchmark.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from types import SimpleNamespace
+from typing import Mapping
 
 # Constants with the values nvml.h / pynvml define.
 NVML_SUCCESS = 0
@@ -35,6 +41,26 @@ NVML_VALUE_TYPE_UNSIGNED_LONG_LONG = 3
 NVML_FI_DEV_POWER_AVERAGE = 185
 NVML_FI_DEV_POWER_INSTANT = 186
 NVML_PSTATE_UNKNOWN = 32
+
+
+# Seconds per call, measured by the lead on a real H100 (NVML 580); the last two were not measured separately and
+# are taken to cost what the other simple getters cost.
+H100_COSTS: dict[str, float] = {
+    "nvmlDeviceGetTotalEnergyConsumption": 3.25e-3,
+    "nvmlDeviceGetSamples": 0.32e-3,
+    "nvmlDeviceGetFieldValues": 0.005e-3,
+    "nvmlDeviceGetMemoryInfo": 0.009e-3,
+    "nvmlDeviceGetPowerUsage": 0.002e-3,
+    "nvmlDeviceGetClockInfo": 0.002e-3,
+    "nvmlDeviceGetUtilizationRates": 0.002e-3,
+    "nvmlDeviceGetTemperature": 0.002e-3,
+    "nvmlDeviceGetCurrentClocksEventReasons": 0.002e-3,
+    "nvmlDeviceGetEnforcedPowerLimit": 0.002e-3,
+    "nvmlDeviceGetPerformanceState": 0.002e-3,
+}
+COST_PRESETS: dict[str, dict[str, float]] = {"h100": H100_COSTS}
+LIVE_SAMPLE_PERIOD_US = 20_000  # a live GPU's driver buffer: one sample every 20 ms ...
+LIVE_BUFFER_SAMPLES = 120  # ... the last 120 of them (~2.4 s)
 
 
 class NVMLError(Exception):
@@ -78,13 +104,17 @@ class FakeGpu:
     fail_calls: dict = field(default_factory=dict)  # function name -> NVML error code it raises
     hang: threading.Event | None = None  # while set to an Event, every call blocks until it is set
     calls: dict = field(default_factory=dict)  # function name -> times called
+    live: bool = False  # energy and driver buffer follow the wall clock at power_mw (benchmarks)
+    live_since: float = field(default_factory=time.time)
 
 
 class FakeNvml:
     """Module-like object: pass it as `NvmlBackend(nvml=FakeNvml([...]))`."""
 
-    def __init__(self, gpus: list[FakeGpu] | None = None, driver: str = "570.86.15", init_error: int | None = None):
+    def __init__(self, gpus: list[FakeGpu] | None = None, driver: str = "570.86.15", init_error: int | None = None,
+                 costs: Mapping[str, float] | None = None):
         self.gpus = gpus if gpus is not None else [FakeGpu()]
+        self.costs = dict(costs or {})
         self.driver = driver
         self.init_error = init_error
         self.initialized = False
@@ -117,6 +147,11 @@ class FakeNvml:
     def _enter(self, gpu: FakeGpu, fn: str) -> None:
         with self._lock:
             gpu.calls[fn] = gpu.calls.get(fn, 0) + 1
+        cost = self.costs.get(fn)
+        if cost:
+            end = time.thread_time() + cost
+            while time.thread_time() < end:  # the driver busy-waits: the call costs this much CPU time
+                pass
         if gpu.hang is not None:
             gpu.hang.wait()
         if gpu.fail is not None:
@@ -154,6 +189,8 @@ class FakeNvml:
 
     def nvmlDeviceGetTotalEnergyConsumption(self, gpu: FakeGpu) -> int:
         self._enter(gpu, "nvmlDeviceGetTotalEnergyConsumption")
+        if gpu.live:
+            return gpu.energy_mj + int(gpu.power_mw * (time.time() - gpu.live_since))
         return gpu.energy_mj
 
     def nvmlDeviceGetClockInfo(self, gpu: FakeGpu, clock: int) -> int:
@@ -191,8 +228,12 @@ class FakeNvml:
     def nvmlDeviceGetSamples(self, gpu: FakeGpu, sampling_type: int, last_seen_us: int):
         """Like the driver: samples newer than `last_seen_us`; NOT_FOUND when there are none."""
         self._enter(gpu, "nvmlDeviceGetSamples")
+        buffer = gpu.driver_samples
+        if gpu.live:
+            newest = int(time.time() * 1e6) // LIVE_SAMPLE_PERIOD_US * LIVE_SAMPLE_PERIOD_US
+            buffer = [(newest - LIVE_SAMPLE_PERIOD_US * k, gpu.power_mw) for k in range(LIVE_BUFFER_SAMPLES)][::-1]
         fresh = [SimpleNamespace(timeStamp=ts, sampleValue=SimpleNamespace(uiVal=mw))
-                 for ts, mw in gpu.driver_samples if gpu.whole_buffer or ts > last_seen_us]
+                 for ts, mw in buffer if gpu.whole_buffer or ts > last_seen_us]
         if not fresh:
             raise NVMLError(NVML_ERROR_NOT_FOUND)
         return NVML_VALUE_TYPE_UNSIGNED_INT, fresh

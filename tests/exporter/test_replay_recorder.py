@@ -125,3 +125,14 @@ def test_recorder_writes_the_documented_csv_and_a_json_summary(tmp_path):
 
     # the recorded file is itself a valid replay input
     assert len(read_trace(tmp_path / "out.csv").timestamps) == 30
+
+
+def test_replay_serves_the_recorded_clock_events():
+    trace = read_trace(FIXTURE)
+    clock = ScriptedClock()
+    backend = ReplayBackend(FIXTURE, clock=clock, wall=lambda: 1000.0)
+    for row, active in enumerate(trace.clock_events[0]):
+        clock.now = 100.0 + 0.1 * row
+        events = backend.read(0).clock_events
+        assert set(events) == {"gpu_idle", "sw_power_cap"}  # every reason the trace ever shows, active or not
+        assert {reason for reason, on in events.items() if on} == active

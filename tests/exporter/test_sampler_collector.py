@@ -33,6 +33,7 @@ def test_metrics_of_a_healthy_gpu():
     gpu = FakeGpu(power_mw=250_000, energy_mj=1_000_000, clock_event_mask=0x4)
     sampler, reg = rig([gpu])
     sampler.tick()
+    gpu.driver_samples = [(int(time.time() * 1e6) + 20_000 * k, 250_000) for k in range(5)]
     gpu.energy_mj += 25_000
     sampler.tick()
     v = reg.get_sample_value
@@ -46,7 +47,7 @@ def test_metrics_of_a_healthy_gpu():
     assert v("gpu_clock_event_active", labels(gpu, 0, reason="gpu_idle")) == 0
     assert v("gpu_info", labels(gpu, 0, name=gpu.name, vendor="nvidia", driver="570.86.15", backend="nvml",
                                 source="hardware", energy_source="counter")) == 1
-    assert v("gpu_power_samples_watts_count", labels(gpu, 0)) == 2
+    assert v("gpu_power_samples_watts_count", labels(gpu, 0)) == 5  # the driver's samples, not the tick's reading
     assert v("llm_dvfs_exporter_ticks_total") == 2
 
 

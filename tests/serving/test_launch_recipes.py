@@ -34,11 +34,11 @@ def test_p2p_nccl_matches_the_configuration_that_ran_on_two_h200s(tmp_path: Path
     assert kv_config(prefill.cmd) == {
         "kv_connector": "P2pNcclConnector", "kv_role": "kv_producer", "kv_buffer_size": "1e1", "kv_port": "21001",
         "kv_connector_extra_config": {"proxy_ip": "127.0.0.1", "proxy_port": "30001", "http_port": "8100",
-                                      "send_type": "PUT_ASYNC", "mem_pool_size_gb": "2"}}
+                                      "send_type": "PUT_ASYNC", "mem_pool_size_gb": "32"}}
     assert kv_config(decode.cmd) == {
         "kv_connector": "P2pNcclConnector", "kv_role": "kv_consumer", "kv_buffer_size": "8e9", "kv_port": "22001",
         "kv_connector_extra_config": {"proxy_ip": "127.0.0.1", "proxy_port": "30001", "http_port": "8200",
-                                      "send_type": "PUT_ASYNC", "mem_pool_size_gb": "2"}}
+                                      "send_type": "PUT_ASYNC", "mem_pool_size_gb": "32"}}
     assert proxy.cmd[1:] == ["-m", "llm_dvfs.cli", "proxy", "--kv-protocol", "p2p-nccl",
                              "--prefill", "http://127.0.0.1:8100", "--decode", "http://127.0.0.1:8200",
                              "--port", "8000", "--listen-address", "127.0.0.1", "--discovery-port", "30001"]
@@ -95,6 +95,7 @@ def test_dry_run_prints_runnable_lines(tmp_path: Path, capsys):
     (["disagg", "--model", "m"], "--connector"),
     (["disagg", "--connector", "nixl", "--cpu", "--model", "m"], "--cpu works with --connector example"),
     (["disagg", "--connector", "p2p-nccl", "--model", "m", "--decode-port", "30001"], "ports must all differ"),
+    (["disagg", "--connector", "p2p-nccl", "--model", "m", "--kv-pool-gb", "0"], "--kv-pool-gb must be positive"),
     (["single", "--model", "m", "--port", "70000"], "1-65535"),
     (["single"], "--model"),
     (["cluster", "--model", "m"], "invalid choice"),
@@ -102,3 +103,12 @@ def test_dry_run_prints_runnable_lines(tmp_path: Path, capsys):
 def test_bad_input_is_a_usage_error(argv, message):
     with pytest.raises(UsageError, match=message):
         main(argv)
+
+
+def test_kv_pool_size_reaches_both_p2p_nccl_instances(tmp_path: Path, capsys):
+    """The pool that ran out at 2 GB on two H200s (docs/results.md) is a recipe option, on both instances."""
+    assert main(["disagg", "--connector", "p2p-nccl", "--model", "m", "--log-dir", str(tmp_path), "--kv-pool-gb", "8",
+                 "--dry-run"]) == 0
+    lines = [shlex.split(line) for line in capsys.readouterr().out.splitlines()]
+    configs = [json.loads(w[w.index("--kv-transfer-config") + 1]) for w in lines if "--kv-transfer-config" in w]
+    assert [c["kv_connector_extra_config"]["mem_pool_size_gb"] for c in configs] == ["8", "8"]

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import psutil
 import pytest
+import requests as http
 
 from analysis.energy import integrated_energy
 from analysis.requests import read_requests
 from analysis.samples import read_samples
-from tests.support import metric_sum, scrape, wait_until
+from tests.support import free_port, metric_sum, scrape, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 TRACE = ROOT / "tests" / "fixtures" / "analysis" / "synthetic-trace.csv"
@@ -109,3 +110,52 @@ def test_ctrl_c_stops_every_child_and_keeps_the_finished_levels(vllm_server, tin
     level = sweep["levels"][0]
     assert level["concurrency"] == 1 and level["completed"] > 0 and level["energy_joules"] > 0
     assert (run_dir / "level-1" / "results.json").exists()
+
+
+@pytest.mark.vllm
+def test_open_loop_levels_run_at_a_request_rate(vllm_server, tiny_model, tmp_path):
+    run_dir = tmp_path / "run"
+    cmd = sweep_cmd(vllm_server.url, run_dir, tiny_model, "1", 6)
+    cmd[cmd.index("--concurrency"):cmd.index("--concurrency") + 2] = ["--request-rate", "8"]
+    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (level,) = json.loads((run_dir / "sweep.json").read_text())["levels"]
+    assert level["request_rate"] == 8 and level["concurrency"] is None
+    requests = read_requests(run_dir / "level-rate-8" / "requests.jsonl")
+    assert len(requests) > 10
+    # open loop: the window runs from the warm-up's end to the last arrival, at about 8 requests per second
+    assert 3 < level["duration_s"] < 8
+    assert level["completed"] / level["duration_s"] == pytest.approx(8, rel=0.5)
+    assert level["energy_joules"] > 0
+
+
+@pytest.mark.vllm
+def test_auto_mode_sweeps_a_disaggregated_proxy(vllm_pair, tiny_model, tmp_path):
+    prefill, decode = vllm_pair
+    port = free_port()
+    proxy = subprocess.Popen([sys.executable, "-m", "llm_dvfs.cli", "proxy", "--kv-protocol", "kv-transfer-params",
+                              "--prefill", prefill.url, "--decode", decode.url, "--port", str(port)], cwd=ROOT,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        assert wait_until(lambda: _answers(f"{url}/health"), timeout=60)
+        run_dir = tmp_path / "run"
+        result = subprocess.run(sweep_cmd(url, run_dir, tiny_model, "2", 6), cwd=ROOT, capture_output=True,
+                                text=True, timeout=300)
+    finally:
+        proxy.terminate()
+        proxy.wait(timeout=20)
+    assert result.returncode == 0, result.stderr[-3000:]
+    sweep = json.loads((run_dir / "sweep.json").read_text())
+    assert sweep["mode"] == "disaggregated"
+    requests = read_requests(run_dir / "level-2" / "requests.jsonl")
+    assert requests and all(r.success for r in requests)
+    assert all(r.prefill_s is not None and r.prefill_s > 0 for r in requests)  # disagg.py read the proxy's header
+    assert sweep["levels"][0]["completed"] > 0
+
+
+def _answers(url: str) -> bool:
+    try:
+        return http.get(url, timeout=1).status_code == 200
+    except http.RequestException:
+        return False
