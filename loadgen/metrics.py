@@ -92,5 +92,12 @@ class LoadgenMetrics:
         self.prompt_tokens.inc(result.prompt_tokens or 0)
         self.output_tokens.inc(result.output_tokens or 0)
 
-    def serve(self, port: int, addr: str = "") -> None:
-        start_http_server(port, addr=addr, registry=self.registry)
+    def serve(self, port: int, web_host: str = "") -> None:
+        """Serve /metrics where Locust serves its web UI (`--web-host`)."""
+        start_http_server(port, addr=bind_address(web_host), registry=self.registry)
+
+
+def bind_address(web_host: str) -> str:
+    """Locust's --web-host as an address to bind: its "" and "*" mean every interface, which the HTTP server
+    behind prometheus_client cannot resolve by those names."""
+    return "0.0.0.0" if web_host in ("", "*") else web_host

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Sequence
 
 from llm_dvfs.errors import UsageError
-from serving.vllm_process import VllmProcess, VllmStartError, cpu_env
+from serving.vllm_process import HttpService, VllmProcess, VllmStartError, cpu_env
 
 # NVLink multicast (NVLS) stays off in every process: see /work/shared/gpu/README.md.
 MULTICAST_OFF = {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1", "NVSHMEM_DISABLE_NVLS": "1"}
@@ -139,17 +139,9 @@ def plan_disagg(connector: str, model: str, vllm_args: Sequence[str], log_dir: P
     return [proxy, planned["prefill"], planned["decode"]]
 
 
-class _ProxyProcess(VllmProcess):
-    """The proxy as a child: VllmProcess's start, log, /health wait and process-group stop, with its own command."""
-
-    def __init__(self, planned: Planned) -> None:
-        super().__init__("", planned.port, env=planned.env, log_path=planned.log_path, host=planned.host)
-        self.cmd = planned.cmd
-
-
-def to_process(planned: Planned) -> VllmProcess:
+def to_process(planned: Planned) -> HttpService:
     if planned.is_proxy:
-        return _ProxyProcess(planned)
+        return HttpService(planned.cmd, planned.port, env=planned.env, log_path=planned.log_path, host=planned.host)
     proc = VllmProcess(planned.model, planned.port, planned.vllm_args, env=planned.env, log_path=planned.log_path,
                        host=planned.host, python=planned.cmd[0])
     assert proc.cmd == planned.cmd

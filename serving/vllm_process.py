@@ -1,4 +1,5 @@
-"""One vLLM OpenAI server as a child process: started with its log in a file, waited on until healthy, stopped.
+"""One vLLM OpenAI server (or the proxy) as a child process: started with its log in a file, waited on until
+healthy, stopped.
 
 Shared by the launch recipes (`llm-dvfs serve`), the sweep, the quick start and the tests, so every place that
 starts vLLM does it the same way: `python -m vllm.entrypoints.openai.api_server` (the `vllm` script is missing or
@@ -8,9 +9,6 @@ that fails fast with the log's tail when the server dies during start-up.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -18,72 +16,53 @@ from typing import Mapping, Sequence
 
 import requests
 
+from llm_dvfs.child_process import ChildProcess
+
 
 class VllmStartError(RuntimeError):
-    """vLLM exited or never became healthy; the message carries the end of its log."""
+    """The server exited or never became healthy; the message carries the end of its log."""
 
 
-class VllmProcess:
-    """A vLLM API server bound to `host:port`, logging to `log_path`."""
+class HttpService(ChildProcess):
+    """A child that serves HTTP on `host:port` and answers `/health` once it is ready."""
 
-    def __init__(self, model: str, port: int, extra_args: Sequence[str] = (), env: Mapping[str, str] | None = None,
-                 log_path: Path | None = None, host: str = "127.0.0.1", python: str = sys.executable) -> None:
-        self.model, self.port, self.host = model, port, host
+    def __init__(self, cmd: Sequence[str], port: int, env: Mapping[str, str] | None = None,
+                 log_path: Path | None = None, host: str = "127.0.0.1") -> None:
+        super().__init__(cmd, Path(log_path) if log_path else Path(f"service-{port}.log"), env)
+        self.port, self.host = port, host
         self.url = f"http://{host}:{port}"
-        self.log_path = Path(log_path) if log_path else Path(f"vllm-{port}.log")
-        self.cmd = [python, "-m", "vllm.entrypoints.openai.api_server", "--model", model,
-                    "--host", host, "--port", str(port), *extra_args]
-        self.env = {**os.environ, **(env or {})}
-        self.proc: subprocess.Popen | None = None
 
-    def start(self) -> "VllmProcess":
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(self.cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env,
-                                     start_new_session=True)
-        log.close()
-        return self
-
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
-
-    def wait_ready(self, timeout: float = 600.0) -> "VllmProcess":
+    def wait_ready(self, timeout: float = 600.0) -> "HttpService":
         """Poll /health until it answers 200; raise VllmStartError if the process dies or time runs out."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
-                raise VllmStartError(f"vLLM on port {self.port} exited with {self.proc.returncode}:\n{self.log_tail()}")
+                raise VllmStartError(f"server on port {self.port} exited with {self.proc.returncode}:\n"
+                                     f"{self.log_tail()}")
             try:
                 if requests.get(f"{self.url}/health", timeout=2).status_code == 200:
                     return self
             except requests.RequestException:
                 pass
             time.sleep(1.0)
-        raise VllmStartError(f"vLLM on port {self.port} not healthy after {timeout:.0f} s:\n{self.log_tail()}")
+        raise VllmStartError(f"server on port {self.port} not healthy after {timeout:.0f} s:\n{self.log_tail()}")
 
-    def stop(self, grace: float = 20.0) -> None:
-        """SIGTERM the whole process group, then SIGKILL what is left after `grace` seconds."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
-            try:
-                os.killpg(self.proc.pid, sig)
-            except ProcessLookupError:
-                return
-            try:
-                self.proc.wait(timeout=wait)
-                return
-            except subprocess.TimeoutExpired:
-                continue
-
-    def __enter__(self) -> "VllmProcess":
-        return self.start().wait_ready()
+    def __enter__(self) -> "HttpService":
+        return self.start().wait_ready()  # type: ignore[return-value]
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class VllmProcess(HttpService):
+    """A vLLM API server for `model` bound to `host:port`, logging to `log_path`."""
+
+    def __init__(self, model: str, port: int, extra_args: Sequence[str] = (), env: Mapping[str, str] | None = None,
+                 log_path: Path | None = None, host: str = "127.0.0.1", python: str = sys.executable) -> None:
+        cmd = [python, "-m", "vllm.entrypoints.openai.api_server", "--model", model,
+               "--host", host, "--port", str(port), *extra_args]
+        super().__init__(cmd, port, env, log_path or Path(f"vllm-{port}.log"), host)
+        self.model = model
 
 
 def cpu_env(kv_cache_gib: int = 1) -> dict[str, str]:

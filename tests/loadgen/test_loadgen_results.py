@@ -11,7 +11,7 @@ from prometheus_client import generate_latest
 
 from loadgen import results
 from loadgen.energy import EnergyWindow
-from loadgen.metrics import LoadgenMetrics
+from loadgen.metrics import LoadgenMetrics, bind_address
 from loadgen.record import RunRecord
 from loadgen.request import RequestResult
 
@@ -88,3 +88,10 @@ def test_energy_figures_from_two_readings():
     assert f["energy_joules"] == 800.0 and f["avg_watts"] == 80.0
     assert f["joules_per_output_token"] == 2.0 and f["joules_per_request"] == 100.0
     assert len(f["energy_warnings"]) == 2  # gpu 2 reset, gpu 3 appeared
+
+
+@pytest.mark.parametrize("web_host, address", [("", "0.0.0.0"), ("*", "0.0.0.0"), ("127.0.0.1", "127.0.0.1"),
+                                               ("::1", "::1")])
+def test_metrics_bind_where_locust_serves_its_web_ui(web_host, address):
+    """Without --web-host (Locust's default ""), /metrics must still start: it once failed to resolve ""."""
+    assert bind_address(web_host) == address
