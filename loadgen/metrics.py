@@ -14,7 +14,7 @@ import bisect
 import threading
 from typing import Iterable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, make_wsgi_app
 from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.utils import floatToGoString
 
@@ -93,8 +93,20 @@ class LoadgenMetrics:
         self.output_tokens.inc(result.output_tokens or 0)
 
     def serve(self, port: int, web_host: str = "") -> None:
-        """Serve /metrics where Locust serves its web UI (`--web-host`)."""
-        start_http_server(port, addr=bind_address(web_host), registry=self.registry)
+        """Serve /metrics where Locust serves its web UI (`--web-host`), on gevent's WSGI server.
+
+        Not prometheus_client's own server: its wsgiref handler catches everything, so a Ctrl-C that lands while it
+        answers a scrape printed a traceback and was swallowed (Locust ran on to its time limit). In a gevent
+        greenlet, KeyboardInterrupt goes on to the main greenlet, where Locust stops the test; the hub is told
+        that it is no error to print.
+        """
+        import gevent  # Locust's own dependency; imported here, where Locust runs
+        from gevent.pywsgi import WSGIServer
+
+        hub = gevent.get_hub()
+        if not issubclass(KeyboardInterrupt, hub.NOT_ERROR):
+            hub.NOT_ERROR = (*hub.NOT_ERROR, KeyboardInterrupt)
+        WSGIServer((bind_address(web_host), port), make_wsgi_app(self.registry), log=None, error_log=None).start()
 
 
 def bind_address(web_host: str) -> str:

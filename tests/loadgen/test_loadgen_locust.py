@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import threading
 import time
 
 import pytest
@@ -17,6 +18,13 @@ from tests.loadgen.scripted_server import Script, ScriptedServer
 
 OK = Script(ttft=0.04, itl=0.01, tokens=8)
 MIX = (OK, OK, OK, Script(status=500), OK, Script(tokens=8, reset_after=4))
+
+
+def _try_scrape(url: str) -> None:
+    try:
+        requests.get(url, timeout=1)
+    except requests.RequestException:
+        pass
 
 
 @pytest.mark.parametrize("processes", [[], ["--processes", "2"]], ids=["single", "processes2"])
@@ -79,6 +87,13 @@ def test_open_loop_rate(tmp_path):
     assert summary["request_rate"] == 25.0
 
 
+def _try_scrape(url: str) -> None:
+    try:
+        requests.get(url, timeout=1)
+    except requests.RequestException:
+        pass
+
+
 @pytest.mark.parametrize("processes", [[], ["--processes", "2"]], ids=["single", "processes2"])
 def test_ctrl_c_leaves_consistent_files_and_metrics_are_served(tmp_path, processes):
     port = free_port()
@@ -99,8 +114,23 @@ def test_ctrl_c_leaves_consistent_files_and_metrics_are_served(tmp_path, process
             assert metric_sum(live, "llm_active_users") == 3
             assert metric_sum(live, "llm_test_start_time_seconds") == pytest.approx(time.time(), abs=60)
             assert metric_sum(live, "llm_ttft_seconds_count") >= 5
+            # Keep scraping through the Ctrl-C: one that landed in the metrics server's handler was once swallowed
+            # (the run went on to its 60 s limit) with a traceback printed.
+            scraping = threading.Event()
+            scrapers = [threading.Thread(target=lambda: [_try_scrape(url) for _ in iter(scraping.is_set, True)])
+                        for _ in range(4)]
+            for scraper in scrapers:
+                scraper.start()
+            time.sleep(0.5)
+            interrupted = time.monotonic()
             proc.send_signal(signal.SIGINT)
-            _, stderr = proc.communicate(timeout=60)
+            try:
+                _, stderr = proc.communicate(timeout=60)
+            finally:
+                scraping.set()
+                for scraper in scrapers:
+                    scraper.join()
+            assert time.monotonic() - interrupted < 30, "Ctrl-C did not stop the run; it ran to its time limit"
         finally:
             proc.kill()
         served = len(server.served)

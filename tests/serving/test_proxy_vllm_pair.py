@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.serving.proxy_process import ProxyProcess
 from tests.support import TINY_MODEL_NAME, metric_sum, scrape
 
 pytestmark = [pytest.mark.vllm, pytest.mark.timeout(1800)]
@@ -23,7 +24,6 @@ PROMPT = " ".join(f"the cat number {i} sat on the mat" for i in range(40))
 
 @pytest.fixture(scope="module")
 def disagg(vllm_pair, tmp_path_factory):
-    from conftest import ProxyProcess  # tests/serving/conftest.py
 
     prefill, decode = vllm_pair
     proxy = ProxyProcess(["--kv-protocol", "kv-transfer-params", "--prefill", prefill.url, "--decode", decode.url],
