@@ -20,13 +20,6 @@ OK = Script(ttft=0.04, itl=0.01, tokens=8)
 MIX = (OK, OK, OK, Script(status=500), OK, Script(tokens=8, reset_after=4))
 
 
-def _try_scrape(url: str) -> None:
-    try:
-        requests.get(url, timeout=1)
-    except requests.RequestException:
-        pass
-
-
 @pytest.mark.parametrize("processes", [[], ["--processes", "2"]], ids=["single", "processes2"])
 def test_every_request_recorded_once_with_reasons(tmp_path, processes):
     with ScriptedServer() as server:
