@@ -57,12 +57,16 @@ def test_sweep_writes_steady_state_figures_that_match_the_server(vllm_server, ti
         assert requests and all(r.success for r in requests)
         assert all(r.output_tokens == 16 for r in requests)  # ignore_eos gives exact lengths
         generated += sum(r.output_tokens for r in requests)
-        # the steady window is at least most of the requested 8 s and all figures are over it
-        assert 5 < level["duration_s"] < 12
+        # The window lies within the warm-up + 8 s run and every figure below is taken over it. Its length is not
+        # asserted: the tiny CPU model answers in ~20 ms, so on a starved 2-core machine the client's own work per
+        # request can keep fewer than N requests in flight, and the rule then rightly closes the window early
+        # (a CI run saw 4.2 s at concurrency 4); tests/analysis/test_window.py checks the rule itself.
+        steady = json.loads((level_dir / "steady.json").read_text())
+        assert 0 < level["duration_s"] < 12
+        assert level["duration_s"] == pytest.approx(steady["window_end"] - steady["window_start"])
         assert level["completed"] > 0 and level["output_tokens"] > 0
         assert level["output_throughput"] == pytest.approx(level["output_tokens"] / level["duration_s"], rel=0.05)
         # energy: the replayed counter's delta over the window agrees with integrating the replayed power
-        steady = json.loads((level_dir / "steady.json").read_text())
         samples = read_samples(level_dir / "samples.csv")
         for gpu in ("0", "1"):
             by_power = integrated_energy(samples.timestamps, samples.series(int(gpu), "power"),
