@@ -17,6 +17,7 @@ import requests as http
 from analysis.energy import integrated_energy
 from analysis.requests import read_requests
 from analysis.samples import read_samples
+from analysis.stats import percentile
 from tests.support import free_port, metric_sum, scrape, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -82,7 +83,15 @@ def test_sweep_writes_steady_state_figures_that_match_the_server(vllm_server, ti
                                                                  rel=0.01)
         assert level["avg_watts"] == pytest.approx(level["energy_joules"] / level["duration_s"])
         assert 0 < level["ttft_ms_p50"] <= level["ttft_ms_p99"]
-        assert 0 <= level["itl_ms_p50"] <= level["itl_ms_p99"] and level["itl_ms_p99"] > 0  # coalesced chunks: 0 ms
+        # ITL is taken over the requests started in the window and adds up to each one's E2EL − TTFT. Its size is not
+        # asserted: when a starved client reads a whole 20 ms stream in one recv, every gap is truly 0 (a CI run saw
+        # p99 = 0 at concurrency 4); tests/loadgen checks the timing itself against a scripted server.
+        started = [r for r in requests if steady["window_start"] <= r.start < steady["window_end"]]
+        assert started and all(sum(r.itl_s) == pytest.approx(r.e2el_s - r.ttft_s, abs=1e-6) for r in started)
+        gaps = [x * 1000 for r in started for x in r.itl_s]
+        assert level["itl_ms_p50"] == pytest.approx(percentile(gaps, 50), abs=1e-9)
+        assert level["itl_ms_p99"] == pytest.approx(percentile(gaps, 99), abs=1e-9)
+        assert 0 <= level["itl_ms_p50"] <= level["itl_ms_p99"]
     # every token the load generator recorded is one the server says it generated
     assert metric_sum(after, "vllm:generation_tokens_total") - metric_sum(before, "vllm:generation_tokens_total") \
         == generated
