@@ -17,7 +17,7 @@ cd "$repo"
 work=/tmp/llm-dvfs-gpu/$mode
 mkdir -p "$work" "$out"
 model="$repo/$stage/final/models/llama-8b-shape"
-vllm_args=(--load-format dummy --skip-tokenizer-init --max-model-len 2048 --max-num-seqs 128)
+vllm_args=(--served-model-name llama-8b-shape --load-format dummy --skip-tokenizer-init --max-model-len 2048 --max-num-seqs 128)
 gpus=0; [ "$mode" = disagg ] && gpus=0,1
 pack() { tar czf "$out/$mode-$phase.tgz" -C "$work" . ; ls -la "$out"; }
 trap pack EXIT
