@@ -144,11 +144,12 @@ def write_report(run_dir: Path, compare_dir: Path | None = None, samples: Path |
     md = _header(run)
     md += ["## Summary", "", "### Latency and throughput", "", *_latency_table(summaries), "",
            "### Energy", "", *_energy_table(summaries, label), ""]
-    runs = {_legend(run): summaries}
+    name = _legend(run)
+    runs = {name: summaries}
     if other is not None:
         other_summaries = [summarize(p) for p in other.parts]
-        runs[_legend(other) if _legend(other) != _legend(run) else f"{_legend(other)} [{other.path.name}]"] = \
-            other_summaries
+        other_name = _legend(other)
+        runs[other_name if other_name != name else f"{other_name} [{other.path.name}]"] = other_summaries
         md += [f"## Compared with `{other.path}` ({other.title})", "", "### Latency and throughput", "",
                *_latency_table(other_summaries), "", "### Energy", "", *_energy_table(other_summaries, label), ""]
         compare = sweep.side_by_side(runs, out / "compare.png")
