@@ -85,7 +85,7 @@ if [ "$replay" = 1 ]; then
   say "replaying $trace: the report's watts are that recording's, not this machine's"
 fi
 exporter_port=$(free_port)
-start "$out/exporter.log" python -m exporter --backend "$backend" --port "$exporter_port" \
+start "$out/exporter.log" python -m llm_dvfs.exporter --backend "$backend" --port "$exporter_port" \
   --listen-address 127.0.0.1 --output "$out/exporter-samples.csv"
 wait_http "http://127.0.0.1:$exporter_port/metrics" 60 "${pids[-1]}" "the exporter"
 say "exporter ($backend backend): http://127.0.0.1:$exporter_port/metrics"

@@ -11,7 +11,7 @@ from bisect import bisect_left
 from dataclasses import dataclass
 from typing import Sequence
 
-from analysis.samples import Samples
+from llm_dvfs.analysis.samples import Samples
 
 COUNTER = "energy counter"
 INTEGRATED = "integrated power"

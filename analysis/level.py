@@ -1,6 +1,6 @@
 """One load level's figures over its steady window: the per-level entry of `sweep.json`.
 
-Everything is measured over the same window (see `analysis.window`): energy from the samples CSV, output tokens by
+Everything is measured over the same window (see `llm_dvfs.analysis.window`): energy from the samples CSV, output tokens by
 their arrival times, completions by their end times, and latencies of the successful requests that started in it.
 """
 
@@ -9,11 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from analysis.energy import NO_SENSOR, Energy, window_energy
-from analysis.requests import Request, read_requests, tokens_between
-from analysis.samples import Samples, read_samples
-from analysis.stats import percentile
-from analysis.window import Window, steady_window
+from llm_dvfs.analysis.energy import NO_SENSOR, Energy, window_energy
+from llm_dvfs.analysis.requests import Request, read_requests, tokens_between
+from llm_dvfs.analysis.samples import Samples, read_samples
+from llm_dvfs.analysis.stats import percentile
+from llm_dvfs.analysis.window import Window, steady_window
 
 
 @dataclass

@@ -12,12 +12,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Sequence
 
-from analysis.energy import COUNTER, INTEGRATED, NO_SENSOR
-from analysis.plots import latency, scatter, sweep, timeline
-from analysis.run import Part, Run, load_run
-from analysis.stats import gpu_power_stats
-from analysis.summary import Summary, summarize
-from llm_dvfs.errors import UsageError
+from llm_dvfs.analysis.energy import COUNTER, INTEGRATED, NO_SENSOR
+from llm_dvfs.analysis.plots import latency, scatter, sweep, timeline
+from llm_dvfs.analysis.run import Part, Run, load_run
+from llm_dvfs.analysis.stats import gpu_power_stats
+from llm_dvfs.analysis.summary import Summary, summarize
+from llm_dvfs.common.errors import UsageError
 
 NA = "n/a"
 

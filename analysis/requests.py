@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from itertools import accumulate
 from pathlib import Path
 
-from llm_dvfs.errors import UsageError
+from llm_dvfs.common.errors import UsageError
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from analysis.requests import Request, read_requests
-from analysis.samples import Samples, read_samples
-from analysis.window import Window, steady_window
-from llm_dvfs.errors import UsageError
+from llm_dvfs.analysis.requests import Request, read_requests
+from llm_dvfs.analysis.samples import Samples, read_samples
+from llm_dvfs.analysis.window import Window, steady_window
+from llm_dvfs.common.errors import UsageError
 
 
 @dataclass

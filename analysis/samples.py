@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from llm_dvfs.errors import UsageError
+from llm_dvfs.common.errors import UsageError
 
 _DEVICE_COLUMN = re.compile(r"^(gpu|cpu)_(\d+)_(.+)$")
 

@@ -6,8 +6,8 @@ import math
 from dataclasses import dataclass
 from typing import Iterable
 
-from analysis.energy import Energy, window_energy
-from analysis.samples import Samples
+from llm_dvfs.analysis.energy import Energy, window_energy
+from llm_dvfs.analysis.samples import Samples
 
 
 def percentile(values: Iterable[float], q: float) -> float | None:

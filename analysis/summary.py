@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from analysis.energy import NO_SENSOR, Energy, window_energy
-from analysis.requests import tokens_between
-from analysis.run import Part
-from analysis.stats import mean, percentile
+from llm_dvfs.analysis.energy import NO_SENSOR, Energy, window_energy
+from llm_dvfs.analysis.requests import tokens_between
+from llm_dvfs.analysis.run import Part
+from llm_dvfs.analysis.stats import mean, percentile
 
 
 @dataclass

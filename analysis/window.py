@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from analysis.requests import Request, in_flight
+from llm_dvfs.analysis.requests import Request, in_flight
 
 
 @dataclass(frozen=True)

@@ -26,13 +26,13 @@ for extra in (ROOT,):
     if str(extra) not in sys.path:
         sys.path.insert(0, str(extra))
 
-from exporter.backends import create_backend  # noqa: E402
-from exporter.backends.base import Backend, BackendUnavailableError  # noqa: E402
-from exporter.backends.cadence import ReadCadence  # noqa: E402
-from exporter.collector import ExporterCollector  # noqa: E402
-from exporter.sampler import Sampler  # noqa: E402
-from exporter.server import MetricsServer  # noqa: E402
-from exporter.store import Store  # noqa: E402
+from llm_dvfs.exporter.backends import create_backend  # noqa: E402
+from llm_dvfs.exporter.backends.base import Backend, BackendUnavailableError  # noqa: E402
+from llm_dvfs.exporter.backends.cadence import ReadCadence  # noqa: E402
+from llm_dvfs.exporter.collector import ExporterCollector  # noqa: E402
+from llm_dvfs.exporter.sampler import Sampler  # noqa: E402
+from llm_dvfs.exporter.server import MetricsServer  # noqa: E402
+from llm_dvfs.exporter.store import Store  # noqa: E402
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -42,7 +42,7 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 def fake_backend(n: int, cadence: ReadCadence, costs: str | None) -> Backend:
     """N free-running FakeNvml GPUs at 300 W, each call costing what it costs on the named GPU (or nothing)."""
-    from exporter.backends.nvml import NvmlBackend
+    from llm_dvfs.exporter.backends.nvml import NvmlBackend
     from tests.exporter.fake_nvml import COST_PRESETS, FakeGpu, FakeNvml
 
     gpus = [FakeGpu(uuid=f"GPU-fake-{i}", power_mw=300_000, live=True) for i in range(n)]

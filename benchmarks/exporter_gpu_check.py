@@ -27,10 +27,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from exporter.backends.base import Backend, GpuSample  # noqa: E402
-from exporter.recorder import Recorder  # noqa: E402
-from exporter.sampler import Sampler  # noqa: E402
-from exporter.store import Snapshot, Store  # noqa: E402
+from llm_dvfs.exporter.backends.base import Backend, GpuSample  # noqa: E402
+from llm_dvfs.exporter.recorder import Recorder  # noqa: E402
+from llm_dvfs.exporter.sampler import Sampler  # noqa: E402
+from llm_dvfs.exporter.store import Snapshot, Store  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -227,8 +227,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--matrix-size", type=int, default=8192)
     p.add_argument("--out-dir", type=Path, default=Path("gpu-check"))
     args = p.parse_args(argv)
-    from exporter.backends.base import BackendUnavailableError
-    from exporter.backends.nvml import NvmlBackend
+    from llm_dvfs.exporter.backends.base import BackendUnavailableError
+    from llm_dvfs.exporter.backends.nvml import NvmlBackend
 
     try:
         backend = NvmlBackend(gpu_ids=[args.gpu_id])

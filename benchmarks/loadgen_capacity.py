@@ -32,7 +32,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from llm_dvfs.tiny_model import write_tiny_model  # noqa: E402
+from llm_dvfs.commands.tiny_model import write_tiny_model  # noqa: E402
 from tests.support import free_port, wait_until  # noqa: E402
 
 BIN = Path(sys.executable).parent

@@ -1,9 +1,9 @@
-"""`python -m exporter`: the same command as `llm-dvfs exporter`."""
+"""`python -m llm_dvfs.exporter`: the same command as `llm-dvfs exporter`."""
 
 import sys
 
-from exporter.cli import main
 from llm_dvfs.cli import run_guarded
+from llm_dvfs.exporter.cli import main
 
 if __name__ == "__main__":
-    sys.exit(run_guarded(main, sys.argv[1:], prog="exporter"))
+    sys.exit(run_guarded(main, sys.argv[1:], prog="llm-dvfs exporter"))

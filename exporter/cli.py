@@ -1,4 +1,4 @@
-"""`llm-dvfs exporter` / `python -m exporter`: sample, serve /metrics, record; stop on SIGINT/SIGTERM or
+"""`llm-dvfs exporter` / `python -m llm_dvfs.exporter`: sample, serve /metrics, record; stop on SIGINT/SIGTERM or
 after --duration with complete files."""
 
 from __future__ import annotations
@@ -9,15 +9,15 @@ import sys
 import threading
 from typing import Any, NoReturn, Sequence
 
-from exporter.backends import NAMES, create_backend
-from exporter.backends.base import Backend, BackendUnavailableError
-from exporter.backends.cadence import ReadCadence
-from exporter.collector import ExporterCollector
-from exporter.recorder import Recorder
-from exporter.sampler import Sampler
-from exporter.server import MetricsServer
-from exporter.store import Store
-from llm_dvfs.errors import UsageError
+from llm_dvfs.exporter.backends import NAMES, create_backend
+from llm_dvfs.exporter.backends.base import Backend, BackendUnavailableError
+from llm_dvfs.exporter.backends.cadence import ReadCadence
+from llm_dvfs.exporter.collector import ExporterCollector
+from llm_dvfs.exporter.recorder import Recorder
+from llm_dvfs.exporter.sampler import Sampler
+from llm_dvfs.exporter.server import MetricsServer
+from llm_dvfs.exporter.store import Store
+from llm_dvfs.common.errors import UsageError
 
 DEFAULT_PORT = 9945
 BUFFER_DEPTH_S = 2.0  # the NVML sample buffer holds ~2.4 s (120 samples, 20 ms apart); drain it before it wraps

@@ -9,9 +9,9 @@ from typing import Callable, Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from exporter.backends.base import DeviceInfo
-from exporter.sampler import SamplerStats
-from exporter.store import DeviceState, Histogram, Snapshot
+from llm_dvfs.exporter.backends.base import DeviceInfo
+from llm_dvfs.exporter.sampler import SamplerStats
+from llm_dvfs.exporter.store import DeviceState, Histogram, Snapshot
 
 SELF = "llm_dvfs_exporter"
 

@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 from typing import IO, Any, Callable, Sequence
 
-from exporter.backends.base import DeviceInfo
-from exporter.samples_csv import header, sample_cells, sample_values, timestamp_cells
-from exporter.store import Snapshot
+from llm_dvfs.exporter.backends.base import DeviceInfo
+from llm_dvfs.exporter.samples_csv import header, sample_cells, sample_values, timestamp_cells
+from llm_dvfs.exporter.store import Snapshot
 
 
 class _DeviceStats:

@@ -11,8 +11,8 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Callable
 
-from exporter.backends.base import Backend, DeviceError, DeviceReadError, GpuSample
-from exporter.store import Histogram, Snapshot, Store
+from llm_dvfs.exporter.backends.base import Backend, DeviceError, DeviceReadError, GpuSample
+from llm_dvfs.exporter.store import Histogram, Snapshot, Store
 
 TICK_BUCKETS: tuple[float, ...] = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 # Tick start lateness: resolves 0.1 ms (a quiet machine) up to 1 s (a stalled one).

@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Iterable, Mapping
 
-from exporter.backends.base import GpuSample
+from llm_dvfs.exporter.backends.base import GpuSample
 
 # Column suffix -> how to get it from a sample; the first nine are the documented core, the rest extras.
 CORE_FIELDS = ("power", "utilization", "temperature", "memory_used", "memory_total", "graphics_clock",

@@ -16,7 +16,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.registry import Collector
 
-from llm_dvfs.errors import UsageError
+from llm_dvfs.common.errors import UsageError
 
 
 class _Server(WSGIServer):

@@ -9,7 +9,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
-from exporter.backends.base import DeviceError, DeviceInfo, GpuSample, PowerSample
+from llm_dvfs.exporter.backends.base import DeviceError, DeviceInfo, GpuSample, PowerSample
 
 # Watts; spans an idle GPU (~50 W) to a 1 kW accelerator.
 POWER_BUCKETS: tuple[float, ...] = (25, 50, 75, 100, 150, 200, 250, 300, 350, 400, 450, 500, 600, 700, 800, 1000,

@@ -10,17 +10,17 @@ import importlib
 import sys
 from typing import Callable, Sequence
 
-from llm_dvfs.errors import UsageError
+from llm_dvfs.common.errors import UsageError
 
 # subcommand -> (module, one-line summary)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "exporter": ("exporter.cli", "sample GPU power/energy/clocks every 100 ms; serve /metrics and record CSV/JSON"),
-    "proxy": ("serving.proxy.cli", "the disaggregated prefill/decode proxy (Quart)"),
-    "serve": ("serving.launch", "start vLLM single or disaggregated (prefill + decode + proxy) with health waiting"),
-    "dashboards": ("llm_dvfs.dashboards.cli", "generate the Grafana dashboards and provisioning (grafanalib)"),
-    "sweep": ("llm_dvfs.sweep", "run the load generator at several load levels with an exporter; write sweep.json"),
-    "report": ("analysis.report", "write report.md with plots for a run or sweep directory"),
-    "tiny-model": ("llm_dvfs.tiny_model", "write a tiny random-weight Llama config and a locally trained tokenizer"),
+    "exporter": ("llm_dvfs.exporter.cli", "sample GPU power/energy/clocks every 100 ms; serve /metrics and record CSV/JSON"),
+    "proxy": ("llm_dvfs.serving.proxy.cli", "the disaggregated prefill/decode proxy (Quart)"),
+    "serve": ("llm_dvfs.serving.launch", "start vLLM single or disaggregated (prefill + decode + proxy) with health waiting"),
+    "dashboards": ("llm_dvfs.commands.dashboards.cli", "generate the Grafana dashboards and provisioning (grafanalib)"),
+    "sweep": ("llm_dvfs.commands.sweep", "run the load generator at several load levels with an exporter; write sweep.json"),
+    "report": ("llm_dvfs.analysis.report", "write report.md with plots for a run or sweep directory"),
+    "tiny-model": ("llm_dvfs.commands.tiny_model", "write a tiny random-weight Llama config and a locally trained tokenizer"),
 }
 
 

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llm_dvfs.errors import UsageError
-from loadgen.datasets import KINDS
-from loadgen.request import ENDPOINT_PATHS
-from loadgen.stats import parse_goodput
+from llm_dvfs.common.errors import UsageError
+from llm_dvfs.loadgen.datasets import KINDS
+from llm_dvfs.loadgen.request import ENDPOINT_PATHS
+from llm_dvfs.loadgen.stats import parse_goodput
 
 DEFAULT_INPUT_LEN, DEFAULT_OUTPUT_LEN = 1024, 128
 

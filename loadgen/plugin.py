@@ -22,16 +22,16 @@ import requests
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
-from llm_dvfs.errors import UsageError
-from loadgen import datasets
-from loadgen.arrivals import ArrivalSchedule
-from loadgen.distributed import SampleCollector, SampleForwarder
-from loadgen.energy import EnergyReadError, EnergyWindow, read_energy
-from loadgen.metrics import LoadgenMetrics
-from loadgen.options import LoadgenOptions, add_options
-from loadgen.record import RunRecord
-from loadgen.request import RequestResult, StreamClient
-from loadgen.tokenizer import Tokenizer
+from llm_dvfs.common.errors import UsageError
+from llm_dvfs.loadgen import datasets
+from llm_dvfs.loadgen.arrivals import ArrivalSchedule
+from llm_dvfs.loadgen.distributed import SampleCollector, SampleForwarder
+from llm_dvfs.loadgen.energy import EnergyReadError, EnergyWindow, read_energy
+from llm_dvfs.loadgen.metrics import LoadgenMetrics
+from llm_dvfs.loadgen.options import LoadgenOptions, add_options
+from llm_dvfs.loadgen.record import RunRecord
+from llm_dvfs.loadgen.request import RequestResult, StreamClient
+from llm_dvfs.loadgen.tokenizer import Tokenizer
 
 log = logging.getLogger("loadgen")
 _processes: "weakref.WeakKeyDictionary[Environment, Loadgen]" = weakref.WeakKeyDictionary()

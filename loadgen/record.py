@@ -13,10 +13,10 @@ from collections import Counter
 from datetime import datetime
 from typing import Any, Callable
 
-from loadgen import results as results_files
-from loadgen.metrics import LoadgenMetrics
-from loadgen.request import RequestResult
-from loadgen.stats import calculate_metrics
+from llm_dvfs.loadgen import results as results_files
+from llm_dvfs.loadgen.metrics import LoadgenMetrics
+from llm_dvfs.loadgen.request import RequestResult
+from llm_dvfs.loadgen.stats import calculate_metrics
 
 
 class RunRecord:

@@ -15,10 +15,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
-from loadgen.datasets.base import SampleRequest
-from loadgen.http1 import ProtocolError, ResponseDecoder, request_bytes
-from loadgen.sse import SseParser
-from loadgen.timing import Clock, TokenTiming, read_until_closed
+from llm_dvfs.loadgen.datasets.base import SampleRequest
+from llm_dvfs.loadgen.http1 import ProtocolError, ResponseDecoder, request_bytes
+from llm_dvfs.loadgen.sse import SseParser
+from llm_dvfs.loadgen.timing import Clock, TokenTiming, read_until_closed
 
 ENDPOINT_PATHS = {"completions": "/v1/completions", "chat": "/v1/chat/completions"}
 

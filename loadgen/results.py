@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
-from loadgen.request import RequestResult
+from llm_dvfs.loadgen.request import RequestResult
 
 RESULTS, REQUESTS = "results.json", "requests.jsonl"
 

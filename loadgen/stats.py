@@ -11,8 +11,8 @@ import statistics
 from collections import Counter
 from typing import Iterable, Mapping
 
-from llm_dvfs.errors import UsageError
-from loadgen.request import RequestResult
+from llm_dvfs.common.errors import UsageError
+from llm_dvfs.loadgen.request import RequestResult
 
 METRICS = ("ttft", "tpot", "itl", "e2el")
 GOODPUT_KEYS = ("ttft", "tpot", "e2el")

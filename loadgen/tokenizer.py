@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from llm_dvfs.errors import UsageError
+from llm_dvfs.common.errors import UsageError
 
 
 class Tokenizer:

@@ -14,8 +14,8 @@ import time
 import gevent
 from locust import User, constant, task
 
-from loadgen import plugin
-from loadgen.request import ENDPOINT_PATHS
+from llm_dvfs.loadgen import plugin
+from llm_dvfs.loadgen.request import ENDPOINT_PATHS
 
 #: pause after a request that never reached the server, so a user facing a dead server does not spin a core
 UNREACHABLE_BACKOFF_S = 0.1

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from llm_dvfs.errors import UsageError
-from serving.vllm_process import HttpService, VllmProcess, VllmStartError, cpu_env
+from llm_dvfs.common.errors import UsageError
+from llm_dvfs.serving.vllm_process import HttpService, VllmProcess, VllmStartError, cpu_env
 
 # NVLink multicast (NVLS) stays off in every process: see /work/shared/gpu/README.md.
 MULTICAST_OFF = {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1", "NVSHMEM_DISABLE_NVLS": "1"}

@@ -16,7 +16,7 @@ from typing import Mapping, Sequence
 
 import requests
 
-from llm_dvfs.child_process import ChildProcess
+from llm_dvfs.common.child_process import ChildProcess
 
 
 class VllmStartError(RuntimeError):

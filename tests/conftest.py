@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from llm_dvfs.tiny_model import write_tiny_model
-from serving.vllm_process import VllmProcess, cpu_env
+from llm_dvfs.commands.tiny_model import write_tiny_model
+from llm_dvfs.serving.vllm_process import VllmProcess, cpu_env
 from tests.support import free_port, vllm_cpu_args
 
 

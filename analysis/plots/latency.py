@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from analysis.plots import figure, save
-from analysis.run import Part
-from analysis.stats import percentile
+from llm_dvfs.analysis.plots import figure, save
+from llm_dvfs.analysis.run import Part
+from llm_dvfs.analysis.stats import percentile
 
 
 def distributions(part: Part, path: Path) -> Path | None:

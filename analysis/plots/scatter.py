@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis.plots import color, figure, save
-from analysis.run import Part
+from llm_dvfs.analysis.plots import color, figure, save
+from llm_dvfs.analysis.run import Part
 
 
 def utilization_vs_power(part: Part, path: Path) -> Path | None:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis.plots import color, figure, save
-from analysis.summary import Summary
+from llm_dvfs.analysis.plots import color, figure, save
+from llm_dvfs.analysis.summary import Summary
 
 
 def pareto(runs: dict[str, list[Summary]], path: Path) -> Path | None:

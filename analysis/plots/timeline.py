@@ -8,9 +8,9 @@ from pathlib import Path
 from matplotlib.axes import Axes
 from matplotlib.ticker import MaxNLocator
 
-from analysis.plots import color, figure, save
-from analysis.requests import in_flight
-from analysis.run import Part
+from llm_dvfs.analysis.plots import color, figure, save
+from llm_dvfs.analysis.requests import in_flight
+from llm_dvfs.analysis.run import Part
 
 
 def origin(part: Part) -> float:

@@ -52,7 +52,7 @@ sweep)
   healthy || { echo "no server on :8000 (machine restarted?)"; exit 3; }
   snapshot() { for p in 8000 8100 8200; do curl -sf "http://127.0.0.1:$p/metrics" > "$work/metrics-$p-$1.txt" || true; done; }
   snapshot before
-  python3 -m exporter --backend nvml --gpu-ids "$gpus" --interval 0.1 --no-http --output "$work/trace.csv" \
+  python -m llm_dvfs.exporter --backend nvml --gpu-ids "$gpus" --interval 0.1 --no-http --output "$work/trace.csv" \
     --json "$work/trace.json" > "$work/trace.log" 2>&1 &
   trace=$!
   python3 -m llm_dvfs.cli sweep --host http://127.0.0.1:8000 --concurrency 1,16,64 --input-len 512 \

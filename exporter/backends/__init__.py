@@ -5,31 +5,31 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
-from exporter.backends.base import Backend, BackendUnavailableError, DeviceNotFoundError
-from exporter.backends.cadence import ReadCadence
+from llm_dvfs.exporter.backends.base import Backend, BackendUnavailableError, DeviceNotFoundError
+from llm_dvfs.exporter.backends.cadence import ReadCadence
 
 AUTO_ORDER = ("nvml", "amdsmi", "smi-cli", "host")
 NAMES = (*AUTO_ORDER, "replay:PATH", "auto")
 
 
 def _nvml(gpu_ids: Sequence[int] | None, cadence: ReadCadence) -> Backend:
-    from exporter.backends.nvml import NvmlBackend
+    from llm_dvfs.exporter.backends.nvml import NvmlBackend
     return NvmlBackend(gpu_ids=gpu_ids, energy_interval=cadence.energy_interval,
                        buffer_interval=cadence.buffer_interval)
 
 
 def _amdsmi(gpu_ids: Sequence[int] | None, cadence: ReadCadence) -> Backend:
-    from exporter.backends.amdsmi import AmdSmiBackend
+    from llm_dvfs.exporter.backends.amdsmi import AmdSmiBackend
     return AmdSmiBackend(gpu_ids=gpu_ids)
 
 
 def _smi_cli(gpu_ids: Sequence[int] | None, cadence: ReadCadence) -> Backend:
-    from exporter.backends.smi_cli import SmiCliBackend
+    from llm_dvfs.exporter.backends.smi_cli import SmiCliBackend
     return SmiCliBackend(gpu_ids=gpu_ids)
 
 
 def _host(gpu_ids: Sequence[int] | None, cadence: ReadCadence) -> Backend:
-    from exporter.backends.host import HostBackend
+    from llm_dvfs.exporter.backends.host import HostBackend
     return HostBackend(cpu_ids=gpu_ids)
 
 
@@ -41,7 +41,7 @@ FACTORIES: dict[str, Callable[[Sequence[int] | None, ReadCadence], Backend]] = {
 def create_backend(spec: str, gpu_ids: Sequence[int] | None = None, cadence: ReadCadence = ReadCadence()) -> Backend:
     """Build the backend named by `spec` (see NAMES); raise BackendUnavailableError with a one-line reason."""
     if spec.startswith("replay:"):
-        from exporter.backends.replay import ReplayBackend
+        from llm_dvfs.exporter.backends.replay import ReplayBackend
         path = spec.split(":", 1)[1]
         if not path:
             raise BackendUnavailableError("replay needs a file: --backend replay:PATH")

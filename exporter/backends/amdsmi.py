@@ -10,7 +10,7 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any, Callable, Sequence
 
-from exporter.backends.base import (
+from llm_dvfs.exporter.backends.base import (
     Backend,
     BackendUnavailableError,
     DeviceInfo,

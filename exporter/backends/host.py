@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from exporter.backends.base import Backend, DeviceInfo, DeviceReadError, GpuSample, select_indices
+from llm_dvfs.exporter.backends.base import Backend, DeviceInfo, DeviceReadError, GpuSample, select_indices
 
 
 def rapl_packages(root: Path) -> list[Path]:

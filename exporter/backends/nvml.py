@@ -13,7 +13,7 @@ import time
 from types import ModuleType
 from typing import Any, Callable, Sequence
 
-from exporter.backends.base import (
+from llm_dvfs.exporter.backends.base import (
     Backend,
     BackendUnavailableError,
     DeviceInfo,
@@ -23,7 +23,7 @@ from exporter.backends.base import (
     PowerSample,
     select_indices,
 )
-from exporter.backends.cadence import Cadence
+from llm_dvfs.exporter.backends.cadence import Cadence
 
 # Clock-event (throttle) reason bits, named as nvmlClocksEventReason* in nvml.h.
 CLOCK_EVENT_REASONS: dict[str, int] = {

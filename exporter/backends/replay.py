@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Callable, Sequence
 
-from exporter.backends.base import (
+from llm_dvfs.exporter.backends.base import (
     Backend,
     BackendUnavailableError,
     DeviceInfo,
@@ -18,7 +18,7 @@ from exporter.backends.base import (
     PowerSample,
     select_indices,
 )
-from exporter.samples_csv import Trace, TraceFormatError, read_trace
+from llm_dvfs.exporter.samples_csv import Trace, TraceFormatError, read_trace
 
 _MB = 1024 * 1024
 _SLACK = 1e-3  # a tick due exactly on a row's time must not land on the row before through float rounding

@@ -15,7 +15,7 @@ import threading
 import time
 from typing import Any, Callable, Sequence
 
-from exporter.backends.base import (
+from llm_dvfs.exporter.backends.base import (
     Backend,
     BackendUnavailableError,
     DeviceError,

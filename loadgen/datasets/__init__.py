@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from llm_dvfs.errors import UsageError
-from loadgen.datasets.base import Dataset, SampleRequest
-from loadgen.tokenizer import Tokenizer
+from llm_dvfs.common.errors import UsageError
+from llm_dvfs.loadgen.datasets.base import Dataset, SampleRequest
+from llm_dvfs.loadgen.tokenizer import Tokenizer
 
 KINDS = ("random", "sharegpt", "bbh", "jsonl")
 
@@ -14,7 +14,7 @@ def load(kind: str, path: str | None, input_len: int, output_len: int, range_rat
          output_len_given: bool = False) -> Dataset:
     """Build the dataset named `kind`; file-based kinds need `path`. Raises UsageError for bad input."""
     if kind == "random":
-        from loadgen.datasets.random_tokens import RandomDataset
+        from llm_dvfs.loadgen.datasets.random_tokens import RandomDataset
 
         return RandomDataset(input_len, output_len, range_ratio, tokenizer, token_ids)
     if kind not in KINDS:
@@ -22,14 +22,14 @@ def load(kind: str, path: str | None, input_len: int, output_len: int, range_rat
     if not path:
         raise UsageError(f"--dataset {kind} needs --dataset-path")
     if kind == "sharegpt":
-        from loadgen.datasets.sharegpt import ShareGptDataset
+        from llm_dvfs.loadgen.datasets.sharegpt import ShareGptDataset
 
         return ShareGptDataset(path, tokenizer, output_len if output_len_given else None)
     if kind == "bbh":
-        from loadgen.datasets.bbh import BbhDataset
+        from llm_dvfs.loadgen.datasets.bbh import BbhDataset
 
         return BbhDataset(path, output_len, tokenizer)
-    from loadgen.datasets.jsonl import JsonlDataset
+    from llm_dvfs.loadgen.datasets.jsonl import JsonlDataset
 
     return JsonlDataset(path, tokenizer, output_len)
 

@@ -13,10 +13,10 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from llm_dvfs.errors import UsageError
-from loadgen.datasets.base import SampleRequest
-from loadgen.datasets.sharegpt import CHARS_PER_TOKEN
-from loadgen.tokenizer import Tokenizer
+from llm_dvfs.common.errors import UsageError
+from llm_dvfs.loadgen.datasets.base import SampleRequest
+from llm_dvfs.loadgen.datasets.sharegpt import CHARS_PER_TOKEN
+from llm_dvfs.loadgen.tokenizer import Tokenizer
 
 
 def task_files(path: str | Path) -> dict[str, Path]:
@@ -59,7 +59,7 @@ class BbhDataset:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m loadgen.datasets.bbh", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m llm_dvfs.loadgen.datasets.bbh", description=__doc__.splitlines()[0])
     parser.add_argument("path")
     parser.add_argument("--task")
     parser.add_argument("-n", type=int, default=0, help="print N random questions instead of the task list")

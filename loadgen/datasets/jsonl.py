@@ -6,10 +6,10 @@ import json
 import random
 from pathlib import Path
 
-from llm_dvfs.errors import UsageError
-from loadgen.datasets.base import SampleRequest
-from loadgen.datasets.sharegpt import CHARS_PER_TOKEN
-from loadgen.tokenizer import Tokenizer
+from llm_dvfs.common.errors import UsageError
+from llm_dvfs.loadgen.datasets.base import SampleRequest
+from llm_dvfs.loadgen.datasets.sharegpt import CHARS_PER_TOKEN
+from llm_dvfs.loadgen.tokenizer import Tokenizer
 
 
 class JsonlDataset:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import random
 
-from loadgen.datasets.base import SampleRequest
-from loadgen.tokenizer import Tokenizer
+from llm_dvfs.loadgen.datasets.base import SampleRequest
+from llm_dvfs.loadgen.tokenizer import Tokenizer
 
 WORDS = ("the of and to in is was for on that with as by at from his her it an are were be this which or has had "
          "not but they you one all new more time two first after year also would out up some who other").split()

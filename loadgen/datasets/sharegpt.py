@@ -10,9 +10,9 @@ import json
 import random
 from pathlib import Path
 
-from llm_dvfs.errors import UsageError
-from loadgen.datasets.base import SampleRequest
-from loadgen.tokenizer import Tokenizer
+from llm_dvfs.common.errors import UsageError
+from llm_dvfs.loadgen.datasets.base import SampleRequest
+from llm_dvfs.loadgen.tokenizer import Tokenizer
 
 CHARS_PER_TOKEN = 4  # the usual English estimate, used only without a tokenizer
 

@@ -3,6 +3,6 @@
 import sys
 
 from llm_dvfs.cli import run_guarded
-from serving.proxy.cli import main
+from llm_dvfs.serving.proxy.cli import main
 
 sys.exit(run_guarded(main, sys.argv[1:], prog="llm-dvfs proxy"))

@@ -19,9 +19,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from quart import Quart, Response, request
 from werkzeug.exceptions import HTTPException
 
-from serving.proxy.handoff import Handoff, NoInstanceError
-from serving.proxy.metrics import ProxyMetrics
-from serving.proxy.upstream import Timeouts, Upstream, UpstreamError, translate
+from llm_dvfs.serving.proxy.handoff import Handoff, NoInstanceError
+from llm_dvfs.serving.proxy.metrics import ProxyMetrics
+from llm_dvfs.serving.proxy.upstream import Timeouts, Upstream, UpstreamError, translate
 
 log = logging.getLogger(__name__)
 

@@ -11,10 +11,10 @@ import sys
 from typing import Sequence
 from urllib.parse import urlsplit
 
-from llm_dvfs.errors import UsageError
-from serving.proxy.app import create_app
-from serving.proxy.handoff import Handoff
-from serving.proxy.upstream import Timeouts
+from llm_dvfs.common.errors import UsageError
+from llm_dvfs.serving.proxy.app import create_app
+from llm_dvfs.serving.proxy.handoff import Handoff
+from llm_dvfs.serving.proxy.upstream import Timeouts
 
 log = logging.getLogger("serving.proxy")
 
@@ -73,9 +73,9 @@ def build_handoff(args: argparse.Namespace) -> Handoff:
     if args.kv_protocol == "kv-transfer-params":
         if not prefill or not decode:
             raise UsageError("kv-transfer-params needs at least one --prefill and one --decode URL")
-        from serving.proxy.handoff.kv_transfer_params import KvTransferParamsHandoff
+        from llm_dvfs.serving.proxy.handoff.kv_transfer_params import KvTransferParamsHandoff
         return KvTransferParamsHandoff(prefill, decode)
-    from serving.proxy.handoff.p2p_nccl import InstanceRegistry, P2pNcclHandoff, host_port
+    from llm_dvfs.serving.proxy.handoff.p2p_nccl import InstanceRegistry, P2pNcclHandoff, host_port
     allowed = [host_port(url) for url in prefill + decode] or None
     return P2pNcclHandoff(args.listen_address, args.discovery_port, InstanceRegistry(args.instance_ttl, allowed=allowed))
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from analysis.energy import COUNTER, INTEGRATED, NO_SENSOR, counter_energy, integrated_energy, unwrap_counter, \
+from llm_dvfs.analysis.energy import COUNTER, INTEGRATED, NO_SENSOR, counter_energy, integrated_energy, unwrap_counter, \
     window_energy
-from analysis.samples import Samples
+from llm_dvfs.analysis.samples import Samples
 
 
 def test_unwrap_counts_a_reset_as_the_reading_after_it():

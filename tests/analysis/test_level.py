@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from analysis.energy import COUNTER, integrated_energy
-from analysis.level import read_level
-from analysis.requests import read_requests
-from analysis.samples import read_samples
+from llm_dvfs.analysis.energy import COUNTER, integrated_energy
+from llm_dvfs.analysis.level import read_level
+from llm_dvfs.analysis.requests import read_requests
+from llm_dvfs.analysis.samples import read_samples
 
 LEVEL = Path(__file__).resolve().parents[1] / "fixtures" / "analysis" / "sweep" / "level-4"
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from analysis.level import read_level
-from analysis.report import write_report
-from analysis.run import load_run
-from analysis.summary import summarize
+from llm_dvfs.analysis.level import read_level
+from llm_dvfs.analysis.report import write_report
+from llm_dvfs.analysis.run import load_run
+from llm_dvfs.analysis.summary import summarize
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "analysis"

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from analysis.requests import Request, in_flight, read_requests, tokens_between
-from llm_dvfs.errors import UsageError
+from llm_dvfs.analysis.requests import Request, in_flight, read_requests, tokens_between
+from llm_dvfs.common.errors import UsageError
 
 
 def test_token_times_follow_ttft_and_itl():

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from analysis.samples import read_samples
-from llm_dvfs.errors import UsageError
+from llm_dvfs.analysis.samples import read_samples
+from llm_dvfs.common.errors import UsageError
 
 
 def test_empty_cells_are_none_and_unknown_columns_are_ignored(tmp_path):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from analysis.requests import Request
-from analysis.window import steady_window
+from llm_dvfs.analysis.requests import Request
+from llm_dvfs.analysis.window import steady_window
 
 
 def req(start: float, e2el: float) -> Request:

@@ -125,7 +125,7 @@ def trace_with_power_average(src: Path, dst: Path, window: int = 10) -> Path:
 
 
 def start_exporter(trace: Path, port: int, log: Path) -> subprocess.Popen:
-    proc = start_process([sys.executable, "-m", "exporter", "--backend", f"replay:{trace}", "--listen-address",
+    proc = start_process([sys.executable, "-m", "llm_dvfs.exporter", "--backend", f"replay:{trace}", "--listen-address",
                    "127.0.0.1", "--port", str(port)], log)
 
     def serving() -> bool:

@@ -15,15 +15,15 @@ import yaml
 
 from tests.dashboards.panel_queries import (DASHBOARDS_DIR, NOT_IN_REPLAY, PROVISIONING_DIR, ROOT, load_dashboards,
                                      needs_hardware, panels, queries)
-from llm_dvfs.dashboards import cli
-from llm_dvfs.dashboards.generate import dashboard_files
-from llm_dvfs.dashboards.variables import DATASOURCE_UID
+from llm_dvfs.commands.dashboards import cli
+from llm_dvfs.commands.dashboards.generate import dashboard_files
+from llm_dvfs.commands.dashboards.variables import DATASOURCE_UID
 
 DASHBOARDS = load_dashboards()
 
 
 def test_committed_files_are_fresh():
-    """Fails when llm_dvfs/dashboards changed but `llm-dvfs dashboards` was not re-run."""
+    """Fails when llm_dvfs/commands/dashboards changed but `llm-dvfs dashboards` was not re-run."""
     assert cli.main(["--check", "--out", str(DASHBOARDS_DIR), "--provisioning", str(PROVISIONING_DIR)]) == 0
     assert sorted(DASHBOARDS) == sorted(dashboard_files())
 

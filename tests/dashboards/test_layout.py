@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from grafanalib.core import GridPos, Text
 
-from llm_dvfs.dashboards.layout import arrange
+from llm_dvfs.commands.dashboards.layout import arrange
 
 
 def _panel(title: str, w: int, h: int) -> Text:

@@ -22,12 +22,12 @@ def _responds(url: str) -> bool:
 
 
 class ExporterProcess:
-    """`python -m exporter` serving /metrics on 127.0.0.1."""
+    """`python -m llm_dvfs.exporter` serving /metrics on 127.0.0.1."""
 
     def __init__(self, *args: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/metrics"
-        self.proc = subprocess.Popen([sys.executable, "-m", "exporter", "--listen-address", "127.0.0.1", "--port",
+        self.proc = subprocess.Popen([sys.executable, "-m", "llm_dvfs.exporter", "--listen-address", "127.0.0.1", "--port",
                                       str(self.port), *args], cwd=ROOT, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, text=True)
         if not wait_until(lambda: _responds(self.url) or self.proc.poll() is not None, timeout=30) \

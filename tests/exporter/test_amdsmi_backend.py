@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from exporter.backends.amdsmi import AmdSmiBackend
-from exporter.backends.base import DeviceLostError, DeviceNotFoundError, DeviceReadError
+from llm_dvfs.exporter.backends.amdsmi import AmdSmiBackend
+from llm_dvfs.exporter.backends.base import DeviceLostError, DeviceNotFoundError, DeviceReadError
 
 from .fake_amdsmi import (AMDSMI_STATUS_NOT_FOUND, AMDSMI_STATUS_UNKNOWN_ERROR, FakeAmdGpu, FakeAmdSmi)
 

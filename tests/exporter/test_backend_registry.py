@@ -6,8 +6,8 @@ import shutil
 
 import pytest
 
-from exporter.backends import AUTO_ORDER, create_backend
-from exporter.backends.base import BackendUnavailableError
+from llm_dvfs.exporter.backends import AUTO_ORDER, create_backend
+from llm_dvfs.exporter.backends.base import BackendUnavailableError
 
 
 def test_auto_order_is_the_documented_one():

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from exporter.backends.base import GpuSample, PowerSample
-from exporter.backends.cadence import Cadence, ReadCadence
-from exporter.backends.nvml import NvmlBackend
-from exporter.cli import main as exporter_main
-from exporter.samples_csv import read_trace
-from exporter.sampler import Sampler
-from exporter.store import EnergyCounter, Store
-from llm_dvfs.errors import UsageError
+from llm_dvfs.exporter.backends.base import GpuSample, PowerSample
+from llm_dvfs.exporter.backends.cadence import Cadence, ReadCadence
+from llm_dvfs.exporter.backends.nvml import NvmlBackend
+from llm_dvfs.exporter.cli import main as exporter_main
+from llm_dvfs.exporter.samples_csv import read_trace
+from llm_dvfs.exporter.sampler import Sampler
+from llm_dvfs.exporter.store import EnergyCounter, Store
+from llm_dvfs.common.errors import UsageError
 
 from .fake_nvml import FakeGpu, FakeNvml
 

@@ -21,12 +21,12 @@ FIXTURE = ROOT / "tests" / "fixtures" / "exporter" / "synthetic_h100_2gpu.csv"
 
 
 def run_exporter(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "exporter", *args], cwd=ROOT, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "llm_dvfs.exporter", *args], cwd=ROOT, capture_output=True, text=True,
                           timeout=timeout)
 
 
 def start_exporter(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "exporter", *args], cwd=ROOT, stdout=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-m", "llm_dvfs.exporter", *args], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter.samples_csv import Trace, read_trace
+from llm_dvfs.exporter.samples_csv import Trace, read_trace
 
 from .exporter_process import ExporterProcess, PrometheusProcess
 from tests.support import wait_until

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from exporter.backends.base import GpuSample, PowerSample
-from exporter.backends.nvml import NvmlBackend
+from llm_dvfs.exporter.backends.base import GpuSample, PowerSample
+from llm_dvfs.exporter.backends.nvml import NvmlBackend
 
 from .fake_nvml import FakeGpu, FakeNvml
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from exporter.backends.host import HostBackend
-from exporter.collector import ExporterCollector
-from exporter.sampler import Sampler
-from exporter.store import Store
+from llm_dvfs.exporter.backends.host import HostBackend
+from llm_dvfs.exporter.collector import ExporterCollector
+from llm_dvfs.exporter.sampler import Sampler
+from llm_dvfs.exporter.store import Store
 
 
 class ScriptedClock:
@@ -74,7 +74,7 @@ def test_without_rapl_there_is_one_cpu_device_and_no_energy_series(tmp_path):
 
 def test_exporter_on_host_says_no_gpu(tmp_path):
     out = tmp_path / "host.csv"
-    result = subprocess.run([sys.executable, "-m", "exporter", "--backend", "host", "--no-http", "--duration", "0.5",
+    result = subprocess.run([sys.executable, "-m", "llm_dvfs.exporter", "--backend", "host", "--no-http", "--duration", "0.5",
                              "--output", str(out)], cwd=Path(__file__).resolve().parents[2], capture_output=True,
                             text=True, timeout=30)
     assert result.returncode == 0, result.stderr

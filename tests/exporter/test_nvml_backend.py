@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from exporter.backends.base import BackendUnavailableError, DeviceLostError, DeviceNotFoundError, DeviceReadError
-from exporter.backends.nvml import CLOCK_EVENT_REASONS, NvmlBackend, decode_clock_events
+from llm_dvfs.exporter.backends.base import BackendUnavailableError, DeviceLostError, DeviceNotFoundError, DeviceReadError
+from llm_dvfs.exporter.backends.nvml import CLOCK_EVENT_REASONS, NvmlBackend, decode_clock_events
 
 from .fake_nvml import (NVML_ERROR_DRIVER_NOT_LOADED, NVML_ERROR_GPU_IS_LOST, NVML_ERROR_UNKNOWN, FakeGpu,
                         FakeNvml)

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from exporter.backends.base import BackendUnavailableError, DeviceNotFoundError, DeviceReadError
-from exporter.backends.replay import ReplayBackend
-from exporter.recorder import Recorder
-from exporter.samples_csv import CORE_FIELDS, read_trace
-from exporter.sampler import Sampler
-from exporter.store import Store
+from llm_dvfs.exporter.backends.base import BackendUnavailableError, DeviceNotFoundError, DeviceReadError
+from llm_dvfs.exporter.backends.replay import ReplayBackend
+from llm_dvfs.exporter.recorder import Recorder
+from llm_dvfs.exporter.samples_csv import CORE_FIELDS, read_trace
+from llm_dvfs.exporter.sampler import Sampler
+from llm_dvfs.exporter.store import Store
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "exporter" / "synthetic_h100_2gpu.csv"
 

@@ -8,10 +8,10 @@ import time
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from exporter.backends.nvml import NvmlBackend
-from exporter.collector import ExporterCollector
-from exporter.sampler import Sampler
-from exporter.store import Store
+from llm_dvfs.exporter.backends.nvml import NvmlBackend
+from llm_dvfs.exporter.collector import ExporterCollector
+from llm_dvfs.exporter.sampler import Sampler
+from llm_dvfs.exporter.store import Store
 
 from .fake_nvml import NVML_ERROR_GPU_IS_LOST, NVML_ERROR_UNKNOWN, FakeGpu, FakeNvml
 

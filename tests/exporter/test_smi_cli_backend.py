@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from exporter.backends.base import BackendUnavailableError, DeviceLostError, DeviceNotFoundError
-from exporter.backends.smi_cli import SmiCliBackend, first_json_object
+from llm_dvfs.exporter.backends.base import BackendUnavailableError, DeviceLostError, DeviceNotFoundError
+from llm_dvfs.exporter.backends.smi_cli import SmiCliBackend, first_json_object
 
 SMI = Path(__file__).resolve().parents[1] / "fixtures" / "exporter" / "smi"
 ROCM = SMI / "rocm-smi_6.2_mi300x_2gpu.json"

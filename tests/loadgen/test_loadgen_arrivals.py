@@ -9,7 +9,7 @@ import statistics
 
 import pytest
 
-from loadgen.arrivals import ArrivalSchedule, gaps
+from llm_dvfs.loadgen.arrivals import ArrivalSchedule, gaps
 
 
 @pytest.mark.parametrize("burstiness", [0.5, 1.0, 4.0])

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from llm_dvfs.errors import UsageError
-from loadgen import datasets
-from loadgen.datasets import bbh
-from loadgen.tokenizer import Tokenizer
+from llm_dvfs.common.errors import UsageError
+from llm_dvfs.loadgen import datasets
+from llm_dvfs.loadgen.datasets import bbh
+from llm_dvfs.loadgen.tokenizer import Tokenizer
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "loadgen"
 

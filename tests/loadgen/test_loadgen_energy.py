@@ -19,7 +19,7 @@ REPLAY = ROOT / "tests" / "fixtures" / "exporter" / "synthetic_h100_2gpu.csv"
 @pytest.fixture
 def exporter():
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "exporter", "--backend", f"replay:{REPLAY}",
+    proc = subprocess.Popen([sys.executable, "-m", "llm_dvfs.exporter", "--backend", f"replay:{REPLAY}",
                              "--listen-address", "127.0.0.1", "--port", str(port)], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/metrics"

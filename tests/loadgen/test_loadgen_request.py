@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from tests.support import free_port
 
-from loadgen.datasets.base import SampleRequest
-from loadgen.request import StreamClient
+from llm_dvfs.loadgen.datasets.base import SampleRequest
+from llm_dvfs.loadgen.request import StreamClient
 from tests.loadgen.scripted_server import Script, ScriptedServer
 
 TOL = 0.004  # seconds: loopback plus asyncio scheduling on a shared 2-core machine

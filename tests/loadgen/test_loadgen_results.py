@@ -9,11 +9,11 @@ import subprocess
 import pytest
 from prometheus_client import generate_latest
 
-from loadgen import results
-from loadgen.energy import EnergyWindow
-from loadgen.metrics import LoadgenMetrics, bind_address
-from loadgen.record import RunRecord
-from loadgen.request import RequestResult
+from llm_dvfs.loadgen import results
+from llm_dvfs.loadgen.energy import EnergyWindow
+from llm_dvfs.loadgen.metrics import LoadgenMetrics, bind_address
+from llm_dvfs.loadgen.record import RunRecord
+from llm_dvfs.loadgen.request import RequestResult
 
 INTERFACE_KEYS = {"start_time", "ttft_s", "itl_s", "e2el_s", "prompt_tokens", "output_tokens", "success", "error",
                   "prefill_s"}

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from llm_dvfs.errors import UsageError
-from loadgen.request import RequestResult
-from loadgen.stats import calculate_metrics, parse_goodput, percentile
-from loadgen.timing import TokenTiming
+from llm_dvfs.common.errors import UsageError
+from llm_dvfs.loadgen.request import RequestResult
+from llm_dvfs.loadgen.stats import calculate_metrics, parse_goodput, percentile
+from llm_dvfs.loadgen.timing import TokenTiming
 
 VLLM_KEYS = ["duration", "completed", "failed", "total_input_tokens", "total_output_tokens", "request_throughput",
              "request_goodput", "output_throughput", "total_token_throughput"] + [

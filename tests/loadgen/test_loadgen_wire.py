@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from loadgen.http1 import ProtocolError, ResponseDecoder, request_bytes
-from loadgen.sse import SseParser
+from llm_dvfs.loadgen.http1 import ProtocolError, ResponseDecoder, request_bytes
+from llm_dvfs.loadgen.sse import SseParser
 
 STREAM = (b": ping\n\ndata: {\"a\": 1}\n\n"
           b"event: x\r\ndata: line one\r\ndata: line two\r\n\r\n"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import requests
 
-from llm_dvfs.child_process import ChildProcess
+from llm_dvfs.common.child_process import ChildProcess
 from tests.support import free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from llm_dvfs.errors import UsageError
-from serving.launch import MULTICAST_OFF, DisaggPorts, main, plan_disagg, plan_single, to_process
+from llm_dvfs.common.errors import UsageError
+from llm_dvfs.serving.launch import MULTICAST_OFF, DisaggPorts, main, plan_disagg, plan_single, to_process
 
 VLLM = [sys.executable, "-m", "vllm.entrypoints.openai.api_server"]
 LEAD_ARGS = ["--load-format", "dummy", "--skip-tokenizer-init", "--max-model-len", "2048", "--max-num-seqs", "128"]

@@ -12,7 +12,7 @@ import requests
 
 from tests.support import metric_sum, scrape
 
-from serving.proxy.cli import build_parser
+from llm_dvfs.serving.proxy.cli import build_parser
 
 pytestmark = pytest.mark.timeout(60)
 

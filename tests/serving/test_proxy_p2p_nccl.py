@@ -13,8 +13,8 @@ import zmq
 
 from tests.support import free_port, wait_until
 
-from serving.proxy.handoff.base import NoInstanceError
-from serving.proxy.handoff.p2p_nccl import InstanceRegistry
+from llm_dvfs.serving.proxy.handoff.base import NoInstanceError
+from llm_dvfs.serving.proxy.handoff.p2p_nccl import InstanceRegistry
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from analysis.samples import read_samples
-from llm_dvfs.errors import UsageError
-from llm_dvfs.sweep.exporter_child import ExporterChild
-from llm_dvfs.sweep.exporter_scraper import ExporterScraper
+from llm_dvfs.analysis.samples import read_samples
+from llm_dvfs.common.errors import UsageError
+from llm_dvfs.commands.sweep.exporter_child import ExporterChild
+from llm_dvfs.commands.sweep.exporter_scraper import ExporterScraper
 from tests.support import free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,7 +42,7 @@ def test_an_exporter_that_cannot_start_is_one_usage_error(tmp_path):
 
 def test_scraping_a_running_exporter_writes_the_samples_csv(tmp_path):
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "exporter", "--backend", f"replay:{TRACE}", "--port", str(port),
+    proc = subprocess.Popen([sys.executable, "-m", "llm_dvfs.exporter", "--backend", f"replay:{TRACE}", "--port", str(port),
                              "--listen-address", "127.0.0.1"], cwd=ROOT, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/metrics"
     try:

@@ -14,10 +14,10 @@ import psutil
 import pytest
 import requests as http
 
-from analysis.energy import integrated_energy
-from analysis.requests import read_requests
-from analysis.samples import read_samples
-from analysis.stats import percentile
+from llm_dvfs.analysis.energy import integrated_energy
+from llm_dvfs.analysis.requests import read_requests
+from llm_dvfs.analysis.samples import read_samples
+from llm_dvfs.analysis.stats import percentile
 from tests.support import free_port, metric_sum, scrape, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -3,6 +3,6 @@ family, chosen by `--kv-protocol`."""
 
 from __future__ import annotations
 
-from serving.proxy.handoff.base import Handoff, NoInstanceError, Route
+from llm_dvfs.serving.proxy.handoff.base import Handoff, NoInstanceError, Route
 
 __all__ = ["Handoff", "NoInstanceError", "Route"]

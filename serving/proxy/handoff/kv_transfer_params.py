@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, Sequence
 
-from serving.proxy.handoff.base import RoundRobin, Route, one_token_request
+from llm_dvfs.serving.proxy.handoff.base import RoundRobin, Route, one_token_request
 
 
 class KvTransferParamsHandoff:

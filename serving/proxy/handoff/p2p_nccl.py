@@ -21,7 +21,7 @@ import msgpack
 import zmq
 import zmq.asyncio
 
-from serving.proxy.handoff.base import NoInstanceError, Route, one_token_request
+from llm_dvfs.serving.proxy.handoff.base import NoInstanceError, Route, one_token_request
 
 log = logging.getLogger(__name__)
 

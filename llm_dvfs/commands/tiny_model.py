@@ -12,7 +12,7 @@ import random
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from llm_dvfs.errors import UsageError
+from llm_dvfs.common.errors import UsageError
 
 BOS, EOS = "<s>", "</s>"
 CHAT_TEMPLATE = (

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import requests
 
-from llm_dvfs.errors import UsageError
-from llm_dvfs.sweep.exporter_metrics import Device, devices, fetch, parse
+from llm_dvfs.common.errors import UsageError
+from llm_dvfs.commands.sweep.exporter_metrics import Device, devices, fetch, parse
 
 _FIELDS = ("power", "utilization", "temperature", "memory_used", "memory_total", "graphics_clock", "memory_clock",
            "sm_clock", "energy_j")

@@ -7,7 +7,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import loadgen
+from llm_dvfs import loadgen
 
 LOCUSTFILES = {"single": "single.py", "disaggregated": "disagg.py"}
 

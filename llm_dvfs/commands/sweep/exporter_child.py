@@ -1,4 +1,4 @@
-"""The sweep's own exporter: `python -m exporter` recording one level's samples CSV while serving /metrics."""
+"""The sweep's own exporter: `python -m llm_dvfs.exporter` recording one level's samples CSV while serving /metrics."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import time
 from pathlib import Path
 import requests
 
-from llm_dvfs.errors import UsageError
-from llm_dvfs.sweep.children import Child
-from llm_dvfs.sweep.exporter_metrics import Device, devices, fetch, parse
+from llm_dvfs.common.errors import UsageError
+from llm_dvfs.commands.sweep.children import Child
+from llm_dvfs.commands.sweep.exporter_metrics import Device, devices, fetch, parse
 
 
 class ExporterChild:
@@ -21,7 +21,7 @@ class ExporterChild:
         self.child: Child | None = None
 
     def command(self, csv_path: Path) -> list[str]:
-        cmd = [sys.executable, "-m", "exporter", "--backend", self.backend, "--interval", str(self.interval),
+        cmd = [sys.executable, "-m", "llm_dvfs.exporter", "--backend", self.backend, "--interval", str(self.interval),
                "--output", str(csv_path), "--port", str(self.port), "--listen-address", "127.0.0.1"]
         return cmd + (["--gpu-ids", self.gpu_ids] if self.gpu_ids else [])
 

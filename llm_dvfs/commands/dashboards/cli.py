@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from llm_dvfs.dashboards.generate import (DEFAULT_GRAFANA_DASHBOARDS_PATH, DEFAULT_PROMETHEUS_URL, dashboard_files,
+from llm_dvfs.commands.dashboards.generate import (DEFAULT_GRAFANA_DASHBOARDS_PATH, DEFAULT_PROMETHEUS_URL, dashboard_files,
                                           provisioning_files)
-from llm_dvfs.errors import UsageError
+from llm_dvfs.common.errors import UsageError
 
 
 def _parser() -> argparse.ArgumentParser:

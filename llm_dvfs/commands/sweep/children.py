@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import signal
 
-from llm_dvfs.child_process import ChildProcess
+from llm_dvfs.common.child_process import ChildProcess
 
 
 class Child(ChildProcess):

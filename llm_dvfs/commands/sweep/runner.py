@@ -18,12 +18,12 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from analysis.energy import COUNTER
-from analysis.level import read_level
-from llm_dvfs.errors import UsageError
-from llm_dvfs.sweep.children import Child
-from llm_dvfs.sweep.exporter_metrics import Device, device_name, parse
-from llm_dvfs.sweep.levels import Level, Load, locust_command, run_time_s
+from llm_dvfs.analysis.energy import COUNTER
+from llm_dvfs.analysis.level import read_level
+from llm_dvfs.common.errors import UsageError
+from llm_dvfs.commands.sweep.children import Child
+from llm_dvfs.commands.sweep.exporter_metrics import Device, device_name, parse
+from llm_dvfs.commands.sweep.levels import Level, Load, locust_command, run_time_s
 
 
 class Recording(Protocol):

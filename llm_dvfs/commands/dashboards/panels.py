@@ -7,7 +7,7 @@ from typing import Sequence
 
 from grafanalib.core import GridPos, Heatmap, Stat, Target, TimeSeries
 
-from llm_dvfs.dashboards.variables import DATASOURCE
+from llm_dvfs.commands.dashboards.variables import DATASOURCE
 
 Query = tuple[str, str]  # (PromQL, legend)
 

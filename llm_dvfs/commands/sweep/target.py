@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import requests
 
-from llm_dvfs.errors import UsageError
+from llm_dvfs.common.errors import UsageError
 
 
 def served_model(host: str) -> str:

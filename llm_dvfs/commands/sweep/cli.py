@@ -10,12 +10,12 @@ from typing import Sequence
 
 from rich.console import Console
 
-from llm_dvfs.errors import UsageError
-from llm_dvfs.sweep.exporter_child import ExporterChild
-from llm_dvfs.sweep.exporter_scraper import ExporterScraper
-from llm_dvfs.sweep.levels import Level, Load
-from llm_dvfs.sweep.runner import Recording, SweepRunner, free_port
-from llm_dvfs.sweep.target import detect_mode, served_model
+from llm_dvfs.common.errors import UsageError
+from llm_dvfs.commands.sweep.exporter_child import ExporterChild
+from llm_dvfs.commands.sweep.exporter_scraper import ExporterScraper
+from llm_dvfs.commands.sweep.levels import Level, Load
+from llm_dvfs.commands.sweep.runner import Recording, SweepRunner, free_port
+from llm_dvfs.commands.sweep.target import detect_mode, served_model
 
 
 class _Parser(argparse.ArgumentParser):

@@ -13,8 +13,8 @@ import yaml
 from grafanalib._gen import DashboardEncoder
 from grafanalib.core import Dashboard
 
-from llm_dvfs.dashboards import exporter_health, overview, prefill_decode
-from llm_dvfs.dashboards.variables import DATASOURCE_UID
+from llm_dvfs.commands.dashboards import exporter_health, overview, prefill_decode
+from llm_dvfs.commands.dashboards.variables import DATASOURCE_UID
 
 BUILDERS: tuple[Callable[[], Dashboard], ...] = (overview.build, prefill_decode.build, exporter_health.build)
 
@@ -36,7 +36,7 @@ def dashboard_files() -> dict[str, str]:
 
 
 def _yaml(header: str, data: dict) -> str:
-    return f"# {header}\n# Written by `llm-dvfs dashboards`; edit llm_dvfs/dashboards/ and regenerate.\n" + \
+    return f"# {header}\n# Written by `llm-dvfs dashboards`; edit llm_dvfs/commands/dashboards/ and regenerate.\n" + \
         yaml.safe_dump(data, sort_keys=False)
 
 

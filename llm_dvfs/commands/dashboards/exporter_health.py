@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from grafanalib.core import Dashboard
 
-from llm_dvfs.dashboards.layout import arrange
-from llm_dvfs.dashboards.panels import quantiles, stat, timeseries
-from llm_dvfs.dashboards.variables import GPU, load_test_annotations, templating
+from llm_dvfs.commands.dashboards.layout import arrange
+from llm_dvfs.commands.dashboards.panels import quantiles, stat, timeseries
+from llm_dvfs.commands.dashboards.variables import GPU, load_test_annotations, templating
 
 UID = "llm-dvfs-exporter-health"
 SELF = "llm_dvfs_exporter"
