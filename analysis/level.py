@@ -1,19 +1,20 @@
 """One load level's figures over its steady window: the per-level entry of `sweep.json`.
 
-Everything is measured over the same window (see `llm_dvfs.analysis.window`): energy from the samples CSV, output tokens by
-their arrival times, completions by their end times, and latencies of the successful requests that started in it.
+The window is chosen by `llm_dvfs.analysis.window`; the figures over it by `llm_dvfs.analysis.figures`, the same
+function report.md's summary uses, so sweep.json and the report cannot disagree.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
-from llm_dvfs.analysis.energy import NO_SENSOR, Energy, window_energy
-from llm_dvfs.analysis.requests import Request, read_requests, tokens_between
+from llm_dvfs.analysis.energy import Energy
+from llm_dvfs.analysis.figures import WindowFigures, window_figures
 from llm_dvfs.analysis.samples import Samples, read_samples
-from llm_dvfs.analysis.stats import percentile
 from llm_dvfs.analysis.window import Window, steady_window
+from llm_dvfs.loadgen.results import RequestResult, read_requests
 
 
 @dataclass
@@ -32,42 +33,31 @@ class LevelFigures:
                 "energy_source_by_gpu": {str(g): e.source for g, e in self.energy.items()}}
 
 
-def _ms(seconds: float | None) -> float | None:
-    return None if seconds is None else seconds * 1000
+def level_entry(concurrency: int | None, f: WindowFigures | None) -> dict:
+    """The sweep.json keys of one level from its window's figures (None: no steady window)."""
+    entry: dict = {"concurrency": concurrency, "duration_s": f.duration_s if f else 0.0}
+    if f is None:
+        return entry | {"completed": 0, "output_tokens": 0, "output_throughput": None, "energy_joules": None,
+                        "energy_joules_by_gpu": {}, "joules_per_output_token": None, "avg_watts": None,
+                        "ttft_ms_p50": None, "ttft_ms_p99": None, "itl_ms_p50": None, "itl_ms_p99": None,
+                        "tpot_ms_p50": None}
+    lat = f.latency_ms
+    return entry | {
+        "completed": f.completed, "output_tokens": round(f.tokens), "output_throughput": f.output_tok_s,
+        "energy_joules": f.energy_j, "energy_joules_by_gpu": {str(g): e.joules for g, e in f.energy.items()},
+        "joules_per_output_token": f.j_per_token, "avg_watts": f.total_w,
+        "ttft_ms_p50": lat["TTFT"][0], "ttft_ms_p99": lat["TTFT"][1], "itl_ms_p50": lat["ITL"][0],
+        "itl_ms_p99": lat["ITL"][1], "tpot_ms_p50": lat["TPOT"][0],
+    }
 
 
-def level_figures(requests: list[Request], samples: Samples | None, concurrency: int | None,
+def level_figures(requests: Sequence[RequestResult], samples: Samples | None, concurrency: int | None,
                   warmup_s: float, steady_s: float | None = None) -> LevelFigures:
     window = steady_window(requests, concurrency, warmup_s, steady_s)
-    entry: dict = {"concurrency": concurrency, "duration_s": window.duration_s if window else 0.0}
     if window is None:
-        entry |= {"completed": 0, "output_tokens": 0, "output_throughput": None, "energy_joules": None,
-                  "energy_joules_by_gpu": {}, "joules_per_output_token": None, "avg_watts": None,
-                  "ttft_ms_p50": None, "ttft_ms_p99": None, "itl_ms_p50": None, "itl_ms_p99": None,
-                  "tpot_ms_p50": None}
-        return LevelFigures(entry, None)
-    t0, t1 = window.start, window.end
-    ok = [r for r in requests if r.success]
-    started = [r for r in ok if t0 <= r.start < t1]
-    tokens = tokens_between(requests, t0, t1)
-    energy = {g: window_energy(samples, g, t0, t1) for g in samples.gpus} if samples else {}
-    measured = [e.joules for e in energy.values() if e.joules is not None]
-    total = sum(measured) if measured and all(e.source != NO_SENSOR for e in energy.values()) else None
-    entry |= {
-        "completed": sum(1 for r in ok if r.end is not None and t0 <= r.end < t1),
-        "output_tokens": round(tokens),
-        "output_throughput": tokens / window.duration_s,
-        "energy_joules": total,
-        "energy_joules_by_gpu": {str(g): e.joules for g, e in energy.items()},
-        "joules_per_output_token": total / tokens if total is not None and tokens else None,
-        "avg_watts": total / window.duration_s if total is not None else None,
-        "ttft_ms_p50": _ms(percentile((r.ttft_s for r in started if r.ttft_s is not None), 50)),
-        "ttft_ms_p99": _ms(percentile((r.ttft_s for r in started if r.ttft_s is not None), 99)),
-        "itl_ms_p50": _ms(percentile((x for r in started for x in r.itl_s), 50)),
-        "itl_ms_p99": _ms(percentile((x for r in started for x in r.itl_s), 99)),
-        "tpot_ms_p50": _ms(percentile((r.tpot_s for r in started if r.tpot_s is not None), 50)),
-    }
-    return LevelFigures(entry, window, energy)
+        return LevelFigures(level_entry(concurrency, None), None)
+    f = window_figures(requests, samples, window.start, window.end, window.duration_s)
+    return LevelFigures(level_entry(concurrency, f), window, f.energy)
 
 
 def read_level(level_dir: Path, concurrency: int | None, warmup_s: float, steady_s: float | None = None,

@@ -7,24 +7,21 @@ the statistics section, like the original monitor's text report, covers the whol
 
 from __future__ import annotations
 
-import argparse
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Sequence
 
 from llm_dvfs.analysis.energy import COUNTER, INTEGRATED, NO_SENSOR
+from llm_dvfs.analysis import phase_section, prefill_hop_section
+from llm_dvfs.analysis.dvfs_summary import is_settings_run, write_settings_report
 from llm_dvfs.analysis.plots import latency, scatter, sweep, timeline
 from llm_dvfs.analysis.run import Part, Run, load_run
 from llm_dvfs.analysis.stats import gpu_power_stats
 from llm_dvfs.analysis.summary import Summary, summarize
-from llm_dvfs.common.errors import UsageError
+from llm_dvfs.common.atomic_file import atomic_write_text
+from llm_dvfs.common.cli_args import UsageErrorParser
 
 NA = "n/a"
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:
-        raise UsageError(message)
 
 
 def _f(v: float | None, spec: str = ".1f") -> str:
@@ -135,9 +132,13 @@ def _legend(run: Run) -> str:
     return run.title if run.sweep else f"{run.mode}: {run.path.name}"
 
 
-def write_report(run_dir: Path, compare_dir: Path | None = None, samples: Path | None = None) -> Path:
+def write_report(run_dir: Path, compare_dir: Path | None = None, samples: Path | None = None,
+                 combine: Sequence[Path] = ()) -> Path:
+    if is_settings_run(run_dir) and compare_dir is None and samples is None and not combine:
+        return write_settings_report(run_dir, write_report)  # a DVFS sweep: one sweep per setting inside
     run = load_run(run_dir, samples)
     other = load_run(compare_dir) if compare_dir else None
+    pooled = [load_run(d) for d in combine]
     summaries = [summarize(p) for p in run.parts]
     label = next((p.samples.device_label for p in run.parts if p.samples), "GPU")
     out = run.path
@@ -159,6 +160,8 @@ def write_report(run_dir: Path, compare_dir: Path | None = None, samples: Path |
         p = sweep.pareto(runs, out / "pareto.png")
         if p:
             md += ["## Throughput vs energy per token", "", f"![pareto]({p.name})", ""]
+    md += phase_section.section(run, pooled, out)
+    md += prefill_hop_section.section(run, out)
     md += ["## Plots", ""]
     for part in run.parts:
         md += [f"### {part.name}", ""]
@@ -169,19 +172,22 @@ def write_report(run_dir: Path, compare_dir: Path | None = None, samples: Path |
         md += ["## Power statistics (whole recording)", "", "```", *stats, "```", ""]
     md += _notes(summaries)
     report = out / "report.md"
-    report.write_text("\n".join(md))
+    atomic_write_text(report, "\n".join(md))
     return report
 
 
 def main(argv: Sequence[str]) -> int:
-    p = _Parser(prog="llm-dvfs report", description="Write RUN_DIR/report.md and PNG plots for a sweep or a "
+    p = UsageErrorParser(prog="llm-dvfs report", description="Write RUN_DIR/report.md and PNG plots for a sweep or a "
                 "load-generator run directory (results.json, requests.jsonl, samples CSV).")
     p.add_argument("run_dir", type=Path, help="a sweep directory or a load-generator results directory")
     p.add_argument("--compare", type=Path, metavar="OTHER_RUN_DIR",
                    help="another run (e.g. disaggregated vs single) to put side by side")
+    p.add_argument("--combine", type=Path, action="append", default=[], metavar="OTHER_SWEEP_DIR",
+                   help="pool this run's levels into the prefill/decode differential fit (repeatable), e.g. "
+                   "output lengths 1, 64 and 256 made as separate sweeps")
     p.add_argument("--samples", type=Path, metavar="CSV",
                    help="for a plain run: the exporter's samples CSV, when it is not inside RUN_DIR")
     args = p.parse_args(list(argv))
-    report = write_report(args.run_dir, args.compare, args.samples)
+    report = write_report(args.run_dir, args.compare, args.samples, args.combine)
     print(f"wrote {report}")
     return 0

@@ -7,10 +7,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from llm_dvfs.analysis.requests import Request, read_requests
 from llm_dvfs.analysis.samples import Samples, read_samples
 from llm_dvfs.analysis.window import Window, steady_window
 from llm_dvfs.common.errors import UsageError
+from llm_dvfs.loadgen.results import RequestResult, read_requests
 
 
 @dataclass
@@ -21,7 +21,7 @@ class Part:
     slug: str  # for file names: "run", "c16", "r2"
     directory: Path
     results: dict | None
-    requests: list[Request]
+    requests: list[RequestResult]
     samples: Samples | None
     concurrency: int | None
     window: Window | None
@@ -68,7 +68,7 @@ def _samples_path(directory: Path) -> Path | None:
     return None
 
 
-def _window(directory: Path, requests: list[Request], samples: Samples | None,
+def _window(directory: Path, requests: list[RequestResult], samples: Samples | None,
             concurrency: int | None) -> Window | None:
     """The sweep's recorded steady window; else the steady window of the requests; else the whole recording."""
     steady = _json(directory / "steady.json")
@@ -78,8 +78,9 @@ def _window(directory: Path, requests: list[Request], samples: Samples | None,
         found = steady_window(requests, concurrency, 0.0)
         if found:
             return found
-        ends = [r.end for r in requests if r.end is not None]
-        return Window(requests[0].start, max(ends, default=requests[-1].start), "first request to last response")
+        ends = [r.end_time for r in requests if r.end_time is not None]
+        return Window(requests[0].start_time, max(ends, default=requests[-1].start_time),
+                      "first request to last response")
     if samples and len(samples.timestamps) > 1:
         return Window(samples.timestamps[0], samples.timestamps[-1], "whole recording")
     return None
@@ -110,9 +111,13 @@ def load_run(path: Path, samples: Path | None = None) -> Run:
         parts = []
         for entry in sweep.get("levels", []):
             c, rate = entry.get("concurrency"), entry.get("request_rate")
-            directory = path / (f"level-{c}" if c is not None else f"level-rate-{rate:g}")
+            directory = path / (entry.get("directory") or (f"level-{c}" if c is not None else f"level-rate-{rate:g}"))
             if directory.is_dir():
                 name, slug = (f"concurrency {c}", f"c{c}") if c is not None else (f"{rate:g} req/s", f"r{rate:g}")
+                if len(sweep.get("input_lens") or [0]) > 1 or len(sweep.get("output_lens") or [0]) > 1:
+                    # a sweep over request shapes: the level directory says which (level-64-in512-out1)
+                    name += f", {entry.get('input_len')}/{entry.get('output_len')} tokens"
+                    slug += f"-in{entry.get('input_len')}-out{entry.get('output_len')}"
                 parts.append(_part(directory, name, slug, c, entry))
         if not parts:
             raise UsageError(f"{path}/sweep.json lists no level directory that exists")

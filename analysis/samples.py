@@ -1,20 +1,17 @@
 """Read the exporter's samples CSV (one row per tick, per-device columns `gpu_<i>_<field>`, or `cpu_<i>_<field>`
 from the host backend on machines without a GPU).
 
-Empty cells stay `None` ("not read"), never 0, so a missing power reading can't pass for an idle GPU. Unknown
-columns are kept but ignored by the readers below.
+Empty cells stay `None` ("not read"), never 0, so a missing power reading can't pass for an idle GPU. The file is
+parsed by its owner, `llm_dvfs.exporter.samples_csv`; this module only keeps its columns for the report.
 """
 
 from __future__ import annotations
 
-import csv
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from llm_dvfs.common.errors import UsageError
-
-_DEVICE_COLUMN = re.compile(r"^(gpu|cpu)_(\d+)_(.+)$")
+from llm_dvfs.exporter.samples_csv import SamplesReader, TraceFormatError
 
 
 @dataclass
@@ -47,37 +44,18 @@ class Samples:
         return self.timestamps[-1] - self.timestamps[0] if len(self.timestamps) > 1 else 0.0
 
 
-def _number(cell: str | None) -> float | None:
-    if cell is None or cell.strip() == "":
-        return None
-    try:
-        return float(cell)
-    except ValueError:
-        return None  # e.g. a pstate written as "P0": not a number this reader uses
-
-
 def read_samples(path: Path) -> Samples:
-    """Parse `path`; raise UsageError when it is missing or not a samples CSV."""
-    path = Path(path)
+    """Read `path` through the exporter's samples CSV reader, leniently (a torn last line reads as far as it got, a
+    cell that is not a number is None); raise UsageError when it is missing or not a samples CSV."""
     try:
-        with open(path, newline="") as f:
-            reader = csv.reader(f)
-            header = next(reader, None)
-            if not header or "timestamp" not in header:
-                raise UsageError(f"{path}: not a samples CSV (no 'timestamp' column)")
-            t_col = header.index("timestamp")
-            matches = [(i, m) for i, name in enumerate(header) if (m := _DEVICE_COLUMN.match(name))]
-            prefix = matches[0][1].group(1) if matches else "gpu"
-            gpu_cols = [(i, (int(m.group(2)), m.group(3))) for i, m in matches if m.group(1) == prefix]
-            timestamps: list[float] = []
-            columns: dict[tuple[int, str], list[float | None]] = {key: [] for _, key in gpu_cols}
-            for row in reader:
-                t = _number(row[t_col]) if t_col < len(row) else None
-                if t is None:
-                    continue  # a torn last line from a killed recorder
-                timestamps.append(t)
-                for i, key in gpu_cols:
-                    columns[key].append(_number(row[i]) if i < len(row) else None)
-    except OSError as exc:
-        raise UsageError(f"cannot read samples CSV {path}: {exc.strerror or exc}") from exc
-    return Samples(path, timestamps, columns, prefix)
+        reader = SamplesReader(path, strict=False)
+        columns: dict[tuple[int, str], list[float | None]] = {
+            (i, name): [] for i in reader.devices for name in reader.fields(i)}
+        timestamps: list[float] = []
+        for row in reader.rows():
+            timestamps.append(row.timestamp)
+            for (i, name), column in columns.items():
+                column.append(row.values[i][name])
+    except TraceFormatError as exc:
+        raise UsageError(str(exc)) from None
+    return Samples(reader.path, timestamps, columns, reader.prefix or "gpu")

@@ -1,23 +1,13 @@
-"""Small statistics shared by the sweep and the report: percentiles, and the seeds' per-GPU power statistics."""
+"""Small statistics shared by the sweep and the report: means, and the seeds' per-GPU power statistics
+(percentiles: `llm_dvfs.common.percentile`)."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Iterable
 
 from llm_dvfs.analysis.energy import Energy, window_energy
 from llm_dvfs.analysis.samples import Samples
-
-
-def percentile(values: Iterable[float], q: float) -> float | None:
-    """The q-th percentile (0–100) with linear interpolation, as numpy's default; None for no values."""
-    xs = sorted(values)
-    if not xs:
-        return None
-    pos = (len(xs) - 1) * q / 100
-    lo, hi = math.floor(pos), math.ceil(pos)
-    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
 
 
 def mean(values: Iterable[float]) -> float | None:

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from llm_dvfs.analysis.requests import Request, in_flight
+from llm_dvfs.analysis.requests import in_flight
+from llm_dvfs.loadgen.results import RequestResult
 
 
 @dataclass(frozen=True)
@@ -26,16 +27,16 @@ class Window:
         return max(0.0, self.end - self.start)
 
 
-def steady_window(requests: list[Request], concurrency: int | None, warmup_s: float,
+def steady_window(requests: list[RequestResult], concurrency: int | None, warmup_s: float,
                   steady_s: float | None = None) -> Window | None:
     """The steady window, or None when the requests never reach steady load (too few, or the target never met).
     `steady_s` (open loop only) caps the window at the planned steady time after the warm-up."""
     if not requests:
         return None
-    first_start = requests[0].start
+    first_start = requests[0].start_time
     warm_end = first_start + warmup_s
     if concurrency is None:
-        end, why = requests[-1].start, "last request start"
+        end, why = requests[-1].start_time, "last request start"
         if steady_s is not None and warm_end + steady_s < end:
             end, why = warm_end + steady_s, f"{steady_s:g} s of steady arrivals"
         return Window(warm_end, end, f"open loop: warm-up end to {why}") if end > warm_end else None

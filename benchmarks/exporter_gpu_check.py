@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from llm_dvfs.common.atomic_file import atomic_write_text  # noqa: E402
 from llm_dvfs.exporter.backends.base import Backend, GpuSample  # noqa: E402
 from llm_dvfs.exporter.recorder import Recorder  # noqa: E402
 from llm_dvfs.exporter.sampler import Sampler  # noqa: E402
@@ -251,7 +252,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = {"gpu": {"index": info.index, "name": info.name, "uuid": info.uuid, "driver": info.driver},
               "phases": {"idle_before_s": args.idle_before, "load_s": args.load, "idle_after_s": args.idle_after},
               **analyse(ticks, phases, args.interval)}
-    (args.out_dir / "gpu_check.json").write_text(json.dumps(report, indent=2))
+    atomic_write_text(args.out_dir / "gpu_check.json", json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))
     return 0
 

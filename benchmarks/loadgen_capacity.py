@@ -32,6 +32,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from llm_dvfs.common.atomic_file import atomic_write_text  # noqa: E402
 from llm_dvfs.commands.tiny_model import write_tiny_model  # noqa: E402
 from tests.support import free_port, wait_until  # noqa: E402
 
@@ -156,7 +157,7 @@ def main() -> int:
     finally:
         server.terminate()
         server.wait(10)
-    (out / "capacity.json").write_text(json.dumps(runs, indent=2))
+    atomic_write_text(out / "capacity.json", json.dumps(runs, indent=2))
     print_table(medians(runs))
     print(f"\nraw results: {out}")
     return 0

@@ -2,7 +2,7 @@
 
 import sys
 
-from llm_dvfs.cli import run_guarded
+from llm_dvfs.common.cli_args import run_guarded
 from llm_dvfs.exporter.cli import main
 
 if __name__ == "__main__":

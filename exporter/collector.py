@@ -10,6 +10,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from llm_dvfs.exporter.backends.base import DeviceInfo
+from llm_dvfs.exporter.recorder import FileHealth
 from llm_dvfs.exporter.sampler import SamplerStats
 from llm_dvfs.exporter.store import DeviceState, Histogram, Snapshot
 
@@ -51,8 +52,10 @@ class _Families:
 class ExporterCollector(Collector):
     """Reads the store's snapshot and the sampler's self-metrics; never touches hardware."""
 
-    def __init__(self, snapshot: Callable[[], Snapshot], stats: Callable[[], SamplerStats], interval: float) -> None:
+    def __init__(self, snapshot: Callable[[], Snapshot], stats: Callable[[], SamplerStats], interval: float,
+                 recorder_health: Callable[[], list[FileHealth]] | None = None) -> None:
         self._snapshot, self._stats, self._interval = snapshot, stats, interval
+        self._recorder_health = recorder_health
 
     def collect(self) -> Iterator[Metric]:
         snap = self._snapshot()
@@ -146,3 +149,19 @@ class ExporterCollector(Collector):
         yield resets
         if position.samples:
             yield position
+        if self._recorder_health is not None:
+            yield from self._recorder_metrics(self._recorder_health())
+
+    @staticmethod
+    def _recorder_metrics(files: list[FileHealth]) -> Iterator[Metric]:
+        up = GaugeMetricFamily(f"{SELF}_recorder_up", "1 if the latest write of this recorded file (--output, "
+                               "--json) succeeded, 0 while writes fail (rows then wait in memory)", labels=["file"])
+        errors = CounterMetricFamily(f"{SELF}_recorder_errors", "Failed writes of a recorded file (disk full, I/O "
+                                     "error), one per attempt (about once a second while it lasts)", labels=["file"])
+        dropped = CounterMetricFamily(f"{SELF}_recorder_dropped_rows", "Rows never written because writes failed "
+                                      "for longer than the memory kept for them", labels=["file"])
+        for f in files:
+            up.add_metric([f.path], 1.0 if f.up else 0.0)
+            errors.add_metric([f.path], f.errors)
+            dropped.add_metric([f.path], f.dropped_rows)
+        yield from (up, errors, dropped)

@@ -1,18 +1,20 @@
 """The clock of the exporter: ticks every `interval` on a fixed monotonic schedule (tick k is due at
-start + k × interval, so errors never accumulate), reads every device in its own worker so one hung or failing
-GPU never stalls the others, and publishes each tick to the store as one snapshot."""
+start + k × interval, so errors never accumulate), reads the devices through a DeviceReader (one thread for all of
+them, a fresh one when a read hangs, so one hung or failing GPU never stalls the others), and publishes each tick to
+the store as one snapshot. A listener that fails (a recorder on a full disk) never stops the ticks."""
 
 from __future__ import annotations
 
-import bisect
+import sys
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Callable
 
 from llm_dvfs.exporter.backends.base import Backend, DeviceError, DeviceReadError, GpuSample
-from llm_dvfs.exporter.store import Histogram, Snapshot, Store
+from llm_dvfs.common.buckets import BucketCounts
+from llm_dvfs.exporter.device_reader import DeviceReader
+from llm_dvfs.exporter.store import Histogram, Snapshot, Store, frozen_histogram
 
 TICK_BUCKETS: tuple[float, ...] = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 # Tick start lateness: resolves 0.1 ms (a quiet machine) up to 1 s (a stalled one).
@@ -42,16 +44,14 @@ class Sampler:
             raise ValueError("interval must be positive")
         self.backend, self.store, self.interval = backend, store, interval
         self._clock, self._wall = clock, wall
-        indices = [d.index for d in store.devices]
-        self._pool = ThreadPoolExecutor(max_workers=max(1, len(indices)), thread_name_prefix="exporter-read")
-        self._pending: dict[int, Future] = {}
+        self._indices = [d.index for d in store.devices]
+        self._reader = DeviceReader(self._read, backend.read_budget * interval, clock)
+        self._failed_listeners: set[int] = set()
         self._listeners: list[Callable[[Snapshot], None]] = []
         self._lock = threading.Lock()
         self._ticks = self._late = self._missed = 0
-        self._durations = [0] * (len(TICK_BUCKETS) + 1)
-        self._duration_sum = 0.0
-        self._late_counts = [0] * (len(LATENESS_BUCKETS) + 1)
-        self._late_sum = 0.0
+        self._durations = BucketCounts(TICK_BUCKETS)
+        self._late_counts = BucketCounts(LATENESS_BUCKETS)
         self._errors: dict[tuple[int, str], int] = {}
         self._lateness: list[float] = []  # seconds each tick started after its due time (for benchmarks)
         self._stop = threading.Event()
@@ -61,58 +61,49 @@ class Sampler:
         """Call `listener(snapshot)` after every tick (the recorder writes its rows this way)."""
         self._listeners.append(listener)
 
-    def _read(self, index: int) -> GpuSample:
+    def _read(self, index: int) -> GpuSample | DeviceError:
+        """One device's sample, or the error that replaces it."""
         try:
             return self.backend.read(index)
-        except DeviceError:
-            raise
+        except DeviceError as exc:
+            return exc
         except Exception as exc:  # a backend bug must not kill the sampler: count it as a failed read
-            raise DeviceReadError(f"{type(exc).__name__}: {exc}") from exc
+            return DeviceReadError(f"{type(exc).__name__}: {exc}")
 
     def tick(self, deadline: float | None = None) -> Snapshot:
-        """Read every device (waiting until `deadline` on the monotonic clock at most) and publish."""
+        """Read every device (until `deadline` on the monotonic clock at most) and publish."""
         started = self._clock()
         wall_time = self._wall()
-        futures: dict[int, Future] = {}
-        results: dict[int, GpuSample | DeviceError] = {}
-        for info in self.store.devices:
-            pending = self._pending.get(info.index)
-            if pending is not None and not pending.done():
-                results[info.index] = DeviceReadError(f"GPU {info.index}: previous read still running")
-                continue
-            futures[info.index] = self._pool.submit(self._read, info.index)
-        timeout = None if deadline is None else max(0.0, deadline - self._clock())
-        wait(list(futures.values()), timeout=timeout)
+        results, timed_out = self._reader.read_all(self._indices, deadline)
         errors: list[tuple[int, str]] = []
-        for index, future in futures.items():
-            if not future.done():
-                self._pending[index] = future
-                results[index] = DeviceReadError(f"GPU {index}: read took longer than the tick")
-                continue
-            self._pending.pop(index, None)
-            exc = future.exception()
-            if exc is None:
-                sample = future.result()
-                results[index] = sample
-                errors += [(index, name) for name in sample.failed_fields]
-            else:
-                results[index] = exc if isinstance(exc, DeviceError) else DeviceReadError(str(exc))
         for index, result in results.items():
-            if isinstance(result, DeviceError):
-                errors.append((index, "timeout" if index in self._pending else result.kind))
+            if isinstance(result, GpuSample):
+                if result.failed_fields:
+                    errors += [(index, name) for name in result.failed_fields]
+            else:
+                errors.append((index, "timeout" if index in timed_out else result.kind))
         with self._lock:
             self._ticks += 1
             tick_number = self._ticks
             for key in errors:
                 self._errors[key] = self._errors.get(key, 0) + 1
         snapshot = self.store.update(tick_number, wall_time, results)
-        for listener in self._listeners:
-            listener(snapshot)
+        for number, listener in enumerate(self._listeners):
+            self._notify(number, listener, snapshot)
         duration = self._clock() - started
         with self._lock:
-            self._durations[bisect.bisect_left(TICK_BUCKETS, duration)] += 1
-            self._duration_sum += duration
+            self._durations.observe(duration)
         return snapshot
+
+    def _notify(self, number: int, listener: Callable[[Snapshot], None], snapshot: Snapshot) -> None:
+        """A listener's bug must not stop sampling: say so once on stderr and keep ticking."""
+        try:
+            listener(snapshot)
+        except Exception as exc:
+            if number not in self._failed_listeners:
+                self._failed_listeners.add(number)
+                print(f"llm-dvfs exporter: {listener!r} failed ({type(exc).__name__}: {exc}); sampling goes on",
+                      file=sys.stderr, flush=True)
 
     def run(self, stop: threading.Event | None = None) -> None:
         """Tick on schedule until stopped; skipped slots count as missed, starts later than
@@ -132,8 +123,7 @@ class Sampler:
                 self._lateness.append(lateness)
                 if len(self._lateness) > 100_000:
                     del self._lateness[:50_000]
-                self._late_counts[bisect.bisect_left(LATENESS_BUCKETS, lateness)] += 1
-                self._late_sum += lateness
+                self._late_counts.observe(lateness)
                 if lateness > LATE_FRACTION * self.interval:
                     self._late += 1
             self.tick(deadline=due + 0.9 * self.interval)
@@ -153,25 +143,20 @@ class Sampler:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._reader.close()
 
     def stats(self) -> SamplerStats:
         with self._lock:
             return SamplerStats(self._ticks, self._late, self._missed,
-                                _histogram(TICK_BUCKETS, self._durations, self._duration_sum),
-                                _histogram(LATENESS_BUCKETS, self._late_counts, self._late_sum),
+                                frozen_histogram(self._durations), frozen_histogram(self._late_counts),
                                 dict(self._errors))
+
+    @property
+    def reader_threads_started(self) -> int:
+        """Reading threads started so far: 1, plus one for every read given up on as hung."""
+        return self._reader.threads_started
 
     def lateness(self) -> list[float]:
         """Start lateness of every scheduled tick so far, seconds (benchmarks compute jitter from it)."""
         with self._lock:
             return list(self._lateness)
-
-
-def _histogram(bounds: tuple[float, ...], counts: list[int], total: float) -> Histogram:
-    """Per-bucket counts made cumulative, as Prometheus wants them."""
-    cumulative, running = [], 0
-    for c in counts:
-        running += c
-        cumulative.append(running)
-    return Histogram(bounds, tuple(cumulative), total, running)

@@ -4,11 +4,11 @@ immutable snapshots, so a scrape never sees half a tick."""
 
 from __future__ import annotations
 
-import bisect
 import threading
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
+from llm_dvfs.common.buckets import BucketCounts
 from llm_dvfs.exporter.backends.base import DeviceError, DeviceInfo, GpuSample, PowerSample
 
 # Watts; spans an idle GPU (~50 W) to a 1 kW accelerator.
@@ -26,24 +26,27 @@ class Histogram:
     count: int
 
 
+def frozen_histogram(buckets: BucketCounts) -> Histogram:
+    """An immutable copy of `buckets`, cumulative as Prometheus wants them."""
+    cumulative = buckets.cumulative()
+    return Histogram(buckets.bounds, cumulative, buckets.sum, cumulative[-1])
+
+
 class PowerHistogram:
     """Counts every power sample (tick readings and driver-buffer samples) into fixed buckets."""
 
     def __init__(self, bounds: Sequence[float] = POWER_BUCKETS) -> None:
-        self._bounds = tuple(bounds)
-        self._counts = [0] * (len(self._bounds) + 1)
-        self._sum = 0.0
+        self._buckets = BucketCounts(bounds)
+        self._frozen: Histogram | None = None  # reused until the next observation: most ticks add none
 
     def observe(self, watts: float) -> None:
-        self._counts[bisect.bisect_left(self._bounds, watts)] += 1
-        self._sum += watts
+        self._buckets.observe(watts)
+        self._frozen = None
 
     def frozen(self) -> Histogram:
-        cumulative, running = [], 0
-        for c in self._counts:
-            running += c
-            cumulative.append(running)
-        return Histogram(self._bounds, tuple(cumulative), self._sum, running)
+        if self._frozen is None:
+            self._frozen = frozen_histogram(self._buckets)
+        return self._frozen
 
 
 class EnergyCounter:
@@ -69,10 +72,11 @@ class EnergyCounter:
         # The driver's own samples are denser and carry their own times; on ticks without them the tick's reading
         # keeps the integral fresh. Only points newer than the last one integrated count, so a drained buffer
         # never integrates a stretch twice.
-        points = list(sample.power_samples)
+        points = sample.power_samples
         if not points and sample.power_w is not None:
-            points = [PowerSample(wall_time, sample.power_w)]
-        self._since += self._integrate(points)
+            points = (PowerSample(wall_time, sample.power_w),)
+        if points:
+            self._since += self._integrate(points)
         if sample.energy_j is not None:
             self._anchor(wall_time, sample.energy_j)
         self.total = max(self.total, self._anchored + self._since)
@@ -89,7 +93,7 @@ class EnergyCounter:
         self._anchor_time = wall_time
         self._last_counter = counter
 
-    def _integrate(self, points: list[PowerSample]) -> float:
+    def _integrate(self, points: Sequence[PowerSample]) -> float:
         joules = 0.0
         for p in points:
             last = self._last_point
@@ -158,12 +162,12 @@ class Store:
             result = results.get(info.index)
             energy, histogram = self._energy[info.index], self._histograms[info.index]
             if isinstance(result, GpuSample):
-                energy.add(wall_time, result)
-                observed = [p.watts for p in result.power_samples]
-                if not observed and not result.buffered and result.power_w is not None:
-                    observed = [result.power_w]
-                for watts in observed:
-                    histogram.observe(watts)
+                energy.add(result.read_at if result.read_at is not None else wall_time, result)
+                if result.power_samples:
+                    for p in result.power_samples:
+                        histogram.observe(p.watts)
+                elif not result.buffered and result.power_w is not None:
+                    histogram.observe(result.power_w)
                 states.append(DeviceState(info, result, None, energy.total, energy.resets, histogram.frozen()))
             else:
                 energy.gap()

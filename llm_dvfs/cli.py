@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import importlib
 import sys
-from typing import Callable, Sequence
+from typing import Sequence
 
-from llm_dvfs.common.errors import UsageError
+from llm_dvfs.common.cli_args import run_guarded
 
 # subcommand -> (module, one-line summary)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -19,6 +19,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("llm_dvfs.serving.launch", "start vLLM single or disaggregated (prefill + decode + proxy) with health waiting"),
     "dashboards": ("llm_dvfs.commands.dashboards.cli", "generate the Grafana dashboards and provisioning (grafanalib)"),
     "sweep": ("llm_dvfs.commands.sweep", "run the load generator at several load levels with an exporter; write sweep.json"),
+    "dvfs": ("llm_dvfs.commands.dvfs", "GPU clock/power-limit settings: `show` (read-only), `restore` (from the journal)"),
     "report": ("llm_dvfs.analysis.report", "write report.md with plots for a run or sweep directory"),
     "tiny-model": ("llm_dvfs.commands.tiny_model", "write a tiny random-weight Llama config and a locally trained tokenizer"),
 }
@@ -30,16 +31,6 @@ def _usage() -> str:
     lines += [f"  {name:<{width}}  {summary}" for name, (_, summary) in SUBCOMMANDS.items()]
     return "\n".join(lines)
 
-
-def run_guarded(entry: Callable[[Sequence[str]], int], argv: Sequence[str], prog: str = "llm-dvfs") -> int:
-    """Run a subcommand so that bad input ends in one line on stderr and exit 2, never a traceback."""
-    try:
-        return entry(argv)
-    except UsageError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
 
 
 def main(argv: Sequence[str] | None = None) -> int:

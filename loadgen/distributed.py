@@ -17,7 +17,7 @@ import gevent
 from locust.env import Environment
 from locust.runners import STATE_STOPPED, STATE_STOPPING
 
-from llm_dvfs.loadgen.request import RequestResult
+from llm_dvfs.loadgen.results import RequestResult
 
 SAMPLES, FLUSH = "loadgen_samples", "loadgen_flush"
 log = logging.getLogger(__name__)

@@ -10,7 +10,6 @@ because this runs in the process that timestamps the other streams.
 
 from __future__ import annotations
 
-import bisect
 import threading
 from typing import Iterable, Iterator
 
@@ -18,7 +17,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, make_wsgi_app
 from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.utils import floatToGoString
 
-from llm_dvfs.loadgen.request import RequestResult
+from llm_dvfs.common.buckets import BucketCounts
+from llm_dvfs.loadgen.results import RequestResult
 
 TTFT_BUCKETS = (0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 7.5, 10,
                 15, 20, 30, 60, 120)
@@ -33,9 +33,7 @@ class LatencyHistogram:
     def __init__(self, name: str, documentation: str, buckets: Iterable[float],
                  registry: CollectorRegistry) -> None:
         self.name, self.documentation = name, documentation
-        self.bounds = sorted(buckets)
-        self.counts = [0] * (len(self.bounds) + 1)  # the last is +Inf
-        self.sum = 0.0
+        self._buckets = BucketCounts(buckets)
         self._lock = threading.Lock()
         registry.register(self)
 
@@ -45,17 +43,12 @@ class LatencyHistogram:
     def observe_many(self, values: Iterable[float]) -> None:
         values = list(values)
         with self._lock:
-            for v in values:
-                self.counts[bisect.bisect_left(self.bounds, v)] += 1
-            self.sum += sum(values)
+            self._buckets.observe_many(values)
 
     def collect(self) -> Iterator[HistogramMetricFamily]:
         with self._lock:
-            counts, total = list(self.counts), self.sum
-        cumulative, buckets = 0, []
-        for bound, count in zip([*map(floatToGoString, self.bounds), "+Inf"], counts):
-            cumulative += count
-            buckets.append((bound, cumulative))
+            cumulative, total = self._buckets.cumulative(), self._buckets.sum
+        buckets = list(zip([*map(floatToGoString, self._buckets.bounds), "+Inf"], cumulative))
         yield HistogramMetricFamily(self.name, self.documentation, buckets=buckets, sum_value=total)
 
 

@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from llm_dvfs.loadgen import results as results_files
 from llm_dvfs.loadgen.metrics import LoadgenMetrics
-from llm_dvfs.loadgen.request import RequestResult
+from llm_dvfs.loadgen.results import RequestResult
 from llm_dvfs.loadgen.stats import calculate_metrics
 
 

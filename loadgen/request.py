@@ -2,7 +2,8 @@
 
 Failures are results with a reason code (`error` is "<reason>: <detail>", the reason counted in results.json):
 connection_refused, connect_timeout, connection_error, http_<status>, timeout, reset_mid_stream, malformed_http,
-malformed_sse, stream_error, no_tokens, client_error.
+malformed_sse, stream_error, no_tokens, client_error, and cancelled_at_stop for a request the test stopped while
+it was in flight (`StreamClient.cancelled`: it keeps whatever timing had arrived).
 """
 
 from __future__ import annotations
@@ -11,51 +12,18 @@ import json
 import socket
 import ssl
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
 from llm_dvfs.loadgen.datasets.base import SampleRequest
-from llm_dvfs.loadgen.http1 import ProtocolError, ResponseDecoder, request_bytes
+from llm_dvfs.loadgen.http1 import Exchange, ProtocolError
+from llm_dvfs.loadgen.results import RequestResult
 from llm_dvfs.loadgen.sse import SseParser
-from llm_dvfs.loadgen.timing import Clock, TokenTiming, read_until_closed
+from llm_dvfs.loadgen.timing import Clock, TokenTiming, read_response
 
 ENDPOINT_PATHS = {"completions": "/v1/completions", "chat": "/v1/chat/completions"}
-
-
-@dataclass
-class RequestResult:
-    """The raw measurement of one request: what requests.jsonl holds (times in seconds)."""
-
-    start_time: float
-    success: bool
-    error: str | None = None
-    ttft_s: float | None = None
-    itl_s: list[float] = field(default_factory=list)
-    e2el_s: float | None = None
-    prompt_tokens: int | None = None
-    output_tokens: int | None = None
-    prefill_s: float | None = None
-    output_tokens_source: str | None = None
-    elapsed_s: float = 0.0
-
-    @property
-    def tpot_s(self) -> float | None:
-        if not self.success or self.ttft_s is None or self.e2el_s is None or not self.output_tokens:
-            return None
-        return TokenTiming(self.ttft_s, self.itl_s, self.e2el_s).tpot(self.output_tokens)
-
-    @property
-    def reason(self) -> str | None:
-        return self.error.split(":", 1)[0] if self.error else None
-
-    def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "tpot_s": self.tpot_s}
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "RequestResult":
-        known = cls.__dataclass_fields__
-        return cls(**{k: v for k, v in data.items() if k in known})
+CANCELLED = "cancelled_at_stop"
 
 
 def endpoint_url(base_url: str, endpoint: str) -> str:
@@ -65,11 +33,25 @@ def endpoint_url(base_url: str, endpoint: str) -> str:
     return base + path[3:] if base.endswith("/v1") else base + path
 
 
+@dataclass
+class Attempt:
+    """One request on its way: what `StreamClient.run` has done so far, kept outside it so that a request
+    cancelled from outside (the test stopping) can still be turned into a result."""
+
+    req: SampleRequest
+    start_wall: float
+    start: float
+    sent: float | None = None
+    exchange: Exchange | None = None
+    pieces: list[tuple[float, bytes]] = field(default_factory=list)
+
+
 class StreamClient:
     """Sends `SampleRequest`s to one OpenAI-compatible endpoint and measures each token-bearing chunk.
 
     `tokenizer` (with `encode(text) -> list[int]`) is only used when the server reports no usage.
     `prefill_header` names a response header holding the prefill time in seconds (the disaggregation proxy's).
+    `headers` go with every request (Authorization, a gateway's own headers); they are never part of a result.
     `pause` runs between the pieces of a finished response while it is parsed: the default `time.sleep(0)` is a
     cooperative yield under gevent (Locust), so other streams in the process keep timestamping their reads on time
     instead of waiting for a whole response to be parsed.
@@ -79,7 +61,7 @@ class StreamClient:
                  timeout: float = 600.0, ignore_eos: bool = False, tokenizer: Any = None,
                  prefill_header: str | None = None, clock: Clock = time.perf_counter,
                  wall_clock: Callable[[], float] = time.time,
-                 pause: Callable[[], None] = lambda: time.sleep(0)) -> None:
+                 pause: Callable[[], None] = lambda: time.sleep(0), headers: dict[str, str] | None = None) -> None:
         self.url = endpoint_url(base_url, endpoint)
         parts = urlsplit(self.url)
         self.host, self.tls = parts.hostname or "127.0.0.1", parts.scheme == "https"
@@ -88,6 +70,7 @@ class StreamClient:
         self.tokenizer = tokenizer
         self.prefill_header = prefill_header.lower() if prefill_header else None
         self.clock, self.wall_clock, self.pause = clock, wall_clock, pause
+        self.headers = dict(headers or {})
 
     def body(self, req: SampleRequest) -> dict[str, Any]:
         body: dict[str, Any] = {"stream": True,
@@ -109,41 +92,61 @@ class StreamClient:
         return body
 
     def send(self, req: SampleRequest) -> RequestResult:
-        start_wall, start = self.wall_clock(), self.clock()
+        return self.run(self.attempt(req))
+
+    def attempt(self, req: SampleRequest) -> Attempt:
+        return Attempt(req, self.wall_clock(), self.clock())
+
+    def run(self, attempt: Attempt) -> RequestResult:
+        """Send the attempt's request and measure its response; never raises an Exception (a cancellation from
+        outside, such as gevent's GreenletExit, goes through: see `cancelled`)."""
+        a = attempt
         try:
-            payload = request_bytes(self.url, self.body(req))
+            a.exchange = Exchange(self.url, self.body(a.req), self.headers)
             try:
                 sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
             except ConnectionRefusedError as exc:
-                return self._failed(start_wall, start, f"connection_refused: {exc}")
+                return self._failed(a, f"connection_refused: {exc}")
             except socket.timeout:
-                return self._failed(start_wall, start, "connect_timeout: no answer")
+                return self._failed(a, "connect_timeout: no answer")
             except OSError as exc:
-                return self._failed(start_wall, start, f"connection_error: {exc}")
+                return self._failed(a, f"connection_error: {exc}")
             try:
                 if self.tls:
                     sock = ssl.create_default_context().wrap_socket(sock, server_hostname=self.host)
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                start_wall, sent = self.wall_clock(), self.clock()
-                sock.sendall(payload)
-                pieces, stopped = read_until_closed(sock, sent + self.timeout, self.clock)
+                a.start_wall, a.sent = self.wall_clock(), self.clock()
+                sock.sendall(a.exchange.request)
+                stopped = read_response(sock, a.sent + self.timeout, a.pieces, self.clock)
                 ended = self.clock()
             except OSError as exc:
-                return self._failed(start_wall, start, f"connection_error: {exc}")
+                return self._failed(a, f"connection_error: {exc}")
             finally:
                 sock.close()
-            return self._result(req, start_wall, sent, ended, pieces, stopped)
+            return self._result(a, ended, stopped, self.pause)
         except Exception as exc:  # a bug or a surprise must not end the user: it is one failed request
-            return self._failed(start_wall, start, f"client_error: {exc.__class__.__name__}: {exc}")
+            return self._failed(a, f"client_error: {exc.__class__.__name__}: {exc}")
 
-    def _failed(self, start_wall: float, start: float, error: str) -> RequestResult:
-        return RequestResult(start_time=start_wall, success=False, error=error,
-                             elapsed_s=self.clock() - start)
+    def cancelled(self, attempt: Attempt) -> RequestResult | None:
+        """The result of an attempt whose `run` was stopped from outside (the test ended with it in flight):
+        `cancelled_at_stop` with the TTFT and ITLs of the tokens that had arrived, or a success if the response
+        had in fact ended; None if the request was never sent (stopped while connecting), as it did not happen."""
+        if attempt.sent is None or attempt.exchange is None:
+            return None
+        try:
+            return self._result(attempt, self.clock(), CANCELLED, lambda: None)
+        except Exception as exc:
+            return self._failed(attempt, f"client_error: {exc.__class__.__name__}: {exc}")
 
-    def _result(self, req: SampleRequest, start_wall: float, sent: float, ended: float,
-                pieces: list[tuple[float, bytes]], stopped: str | None) -> RequestResult:
+    def _failed(self, attempt: Attempt, error: str) -> RequestResult:
+        return RequestResult(start_time=attempt.start_wall, success=False, error=error,
+                             elapsed_s=self.clock() - attempt.start)
+
+    def _result(self, attempt: Attempt, ended: float, stopped: str | None,
+                pause: Callable[[], None]) -> RequestResult:
         """Undo HTTP framing and SSE, then apply the timing definitions to the token-bearing chunks."""
-        decoder, sse = ResponseDecoder(), SseParser()
+        req, start_wall, sent, decoder = attempt.req, attempt.start_wall, attempt.sent, attempt.exchange
+        sse = SseParser()
         arrivals: list[float] = []
         texts: list[str] = []
         ids = 0
@@ -153,8 +156,8 @@ class StreamClient:
         fail = lambda reason: RequestResult(start_time=start_wall, success=False, error=reason,  # noqa: E731
                                             elapsed_s=elapsed, prefill_s=self._prefill(decoder))
         try:
-            for arrived, data in pieces:
-                self.pause()
+            for arrived, data in attempt.pieces:
+                pause()
                 body = decoder.feed(data)
                 if decoder.status is not None and decoder.status != 200:
                     error_body += body
@@ -185,6 +188,8 @@ class StreamClient:
         if not (done or decoder.complete):
             if stopped == "timeout":
                 return fail("timeout: stream unfinished")
+            if stopped == CANCELLED:
+                return self._partial(attempt, elapsed, arrivals, usage, ids, texts)
             return fail(f"reset_mid_stream: {stopped or 'closed'} after {len(arrivals)} token chunks")
         if not arrivals:
             return fail("no_tokens: stream ended without a token")
@@ -196,6 +201,20 @@ class StreamClient:
                              prompt_tokens=prompt_tokens if isinstance(prompt_tokens, int) else req.prompt_len,
                              output_tokens=output_tokens, output_tokens_source=source,
                              prefill_s=self._prefill(decoder), elapsed_s=elapsed)
+
+    def _partial(self, attempt: Attempt, elapsed: float, arrivals: list[float], usage: dict[str, Any], ids: int,
+                 texts: list[str]) -> RequestResult:
+        """A cancelled stream: the timing of the tokens that had arrived; E2EL stays unknown (it never ended)."""
+        timing = TokenTiming.from_arrivals(attempt.sent, arrivals) if arrivals else None
+        output_tokens, source = self._count_output(usage, ids, texts, len(arrivals))
+        prompt_tokens = usage.get("prompt_tokens")
+        return RequestResult(start_time=attempt.start_wall, success=False,
+                             error=f"{CANCELLED}: after {len(arrivals)} token chunks",
+                             ttft_s=timing.ttft if timing else None, itl_s=timing.itl if timing else [],
+                             prompt_tokens=prompt_tokens if isinstance(prompt_tokens, int) else attempt.req.prompt_len,
+                             output_tokens=output_tokens,
+                             output_tokens_source=source, prefill_s=self._prefill(attempt.exchange),
+                             elapsed_s=elapsed)
 
     def _token(self, message: dict[str, Any]) -> tuple[str, list[int]]:
         """The text and ids a chunk carries; a chat role-only delta and a usage-only chunk carry none."""
@@ -219,7 +238,7 @@ class StreamClient:
             return len(self.tokenizer.encode("".join(texts))), "retokenized"
         return chunks, "chunks"
 
-    def _prefill(self, decoder: ResponseDecoder) -> float | None:
+    def _prefill(self, decoder: Exchange) -> float | None:
         if not self.prefill_header or self.prefill_header not in decoder.headers:
             return None
         try:

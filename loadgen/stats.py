@@ -6,13 +6,13 @@ over every gap of every successful request. A request meets the goodput SLOs whe
 
 from __future__ import annotations
 
-import math
 import statistics
 from collections import Counter
 from typing import Iterable, Mapping
 
 from llm_dvfs.common.errors import UsageError
-from llm_dvfs.loadgen.request import RequestResult
+from llm_dvfs.common.percentile import percentile
+from llm_dvfs.loadgen.results import RequestResult
 
 METRICS = ("ttft", "tpot", "itl", "e2el")
 GOODPUT_KEYS = ("ttft", "tpot", "e2el")
@@ -31,15 +31,6 @@ def parse_goodput(items: Iterable[str]) -> dict[str, float]:
             raise UsageError(f"--goodput {item!r}: expected KEY:MS with KEY in {', '.join(GOODPUT_KEYS)} and MS > 0")
         slos[key] = ms
     return slos
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Linear-interpolated percentile (numpy's default), so figures match `vllm bench serve`."""
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * q / 100
-    low = math.floor(pos)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
 
 
 def summary(name: str, values_s: list[float]) -> dict[str, float]:

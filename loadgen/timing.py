@@ -1,8 +1,8 @@
 """When things happened, and what TTFT, ITL, TPOT and E2EL mean (the definitions of `vllm bench serve`).
 
-`read_until_closed` is the hot loop: it only calls `recv`, reads the monotonic clock and appends, so that no
-parsing ever sits between a byte's arrival and its timestamp. Everything else here is arithmetic on the
-timestamps it kept.
+`read_response` is the hot loop: it calls `recv`, reads the monotonic clock, appends, and lets `BodyEnd` look at
+the framing (a byte count or the last bytes of the read), so that no parsing sits between a byte's arrival and
+its timestamp. Everything else here is arithmetic on the timestamps it kept.
 """
 
 from __future__ import annotations
@@ -12,27 +12,32 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
+from llm_dvfs.loadgen.http1 import BodyEnd
+
 Clock = Callable[[], float]
 
 
-def read_until_closed(sock: socket.socket, deadline: float,
-                      clock: Clock = time.perf_counter) -> tuple[list[tuple[float, bytes]], str | None]:
-    """Every (arrival time, bytes) read from `sock` until the peer closes; plus why it stopped early, if it did."""
-    pieces: list[tuple[float, bytes]] = []
-    append, recv = pieces.append, sock.recv
+def read_response(sock: socket.socket, deadline: float, pieces: list[tuple[float, bytes]],
+                  clock: Clock = time.perf_counter) -> str | None:
+    """Append every (arrival time, bytes) read from `sock` to `pieces` until the response body ends or the peer
+    closes; return why it stopped early, if it did. `pieces` is the caller's, so what arrived before the
+    request was cancelled from outside (the test stopped) is still there."""
+    append, recv, body_end = pieces.append, sock.recv, BodyEnd(pieces)
     try:
         while True:
             data = recv(65536)
             now = clock()
             if not data:
-                return pieces, None
+                return None
             append((now, data))
+            if body_end.feed(data):
+                return None
             if now > deadline:
-                return pieces, "timeout"
+                return "timeout"
     except socket.timeout:
-        return pieces, "timeout"
+        return "timeout"
     except OSError as exc:
-        return pieces, f"connection_error: {exc.__class__.__name__}"
+        return f"connection_error: {exc.__class__.__name__}"
 
 
 @dataclass(frozen=True)

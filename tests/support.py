@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
+import subprocess
 import time
+from pathlib import Path
 from typing import Callable
 
 import requests
 
 TINY_MODEL_NAME = "tiny"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def free_port() -> int:
@@ -48,3 +52,16 @@ def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 def metric_sum(samples: dict, name: str, **labels: str) -> float:
     """Sum of every sample called `name` whose labels include `labels`."""
     return sum(v for (n, ls), v in samples.items() if n == name and all((k, val) in ls for k, val in labels.items()))
+
+
+def clean_copy(dest: Path) -> Path:
+    """The checkout as a fresh clone would have it, plus uncommitted files git does not ignore (no .venv, runs/,
+    build/ or egg-info), copied into `dest`."""
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=ROOT,
+                           capture_output=True, check=True).stdout.decode().split("\0")
+    for name in filter(None, files):
+        src = ROOT / name
+        if src.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / name)
+    return dest

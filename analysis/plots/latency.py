@@ -6,7 +6,7 @@ from pathlib import Path
 
 from llm_dvfs.analysis.plots import figure, save
 from llm_dvfs.analysis.run import Part
-from llm_dvfs.analysis.stats import percentile
+from llm_dvfs.common.percentile import percentile
 
 
 def distributions(part: Part, path: Path) -> Path | None:

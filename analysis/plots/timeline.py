@@ -16,7 +16,7 @@ from llm_dvfs.analysis.run import Part
 def origin(part: Part) -> float:
     """Time zero of the part's plots: its first sample or first request, whichever came first."""
     starts = [part.samples.timestamps[0]] if part.samples and part.samples.timestamps else []
-    starts += [part.requests[0].start] if part.requests else []
+    starts += [part.requests[0].start_time] if part.requests else []
     return min(starts)
 
 

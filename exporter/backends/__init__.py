@@ -15,7 +15,7 @@ NAMES = (*AUTO_ORDER, "replay:PATH", "auto")
 def _nvml(gpu_ids: Sequence[int] | None, cadence: ReadCadence) -> Backend:
     from llm_dvfs.exporter.backends.nvml import NvmlBackend
     return NvmlBackend(gpu_ids=gpu_ids, energy_interval=cadence.energy_interval,
-                       buffer_interval=cadence.buffer_interval)
+                       buffer_interval=cadence.buffer_interval, slow_interval=cadence.slow_interval)
 
 
 def _amdsmi(gpu_ids: Sequence[int] | None, cadence: ReadCadence) -> Backend:

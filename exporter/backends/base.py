@@ -86,6 +86,9 @@ class GpuSample:
     buffered: bool = False
     failed_fields: tuple[str, ...] = ()  # fields whose read failed (other than "not supported")
     replay_position_s: float | None = None  # trace seconds replayed so far (replay backend only)
+    # Unix time the power and energy were read, where the backend knows it better than the tick's start (one
+    # thread reads the GPUs one after another, so the last is read milliseconds after the tick began)
+    read_at: float | None = None
 
 
 class Backend(ABC):
@@ -93,6 +96,8 @@ class Backend(ABC):
 
     name: str = "base"
     has_gpu: bool = True
+    # the part of a tick one device's read may take before it counts as hung and the others are read without it
+    read_budget: float = 0.5
 
     @abstractmethod
     def devices(self) -> Sequence[DeviceInfo]:

@@ -5,13 +5,17 @@ Instant power comes from the NVML_FI_DEV_POWER_INSTANT field because on Hopper n
 read (the driver busy-waits), so it is read every `energy_interval` seconds, not every tick; the store integrates
 power samples in between. The driver's power-sample buffer (20 ms apart, ~2.4 s deep) is drained by timestamp every
 `buffer_interval` seconds, so every driver sample reaches the histogram without paying for a drain every tick.
+Instant and averaged power come from one nvmlDeviceGetFieldValues call per tick (a getter stands in where a field
+is not supported); values that change slowly (temperature, memory, power limit, P-state) are read every
+`slow_interval` seconds and repeated in between (issue 16: fewer driver calls and less Python per tick).
 """
 
 from __future__ import annotations
 
 import time
-from types import ModuleType
-from typing import Any, Callable, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType, ModuleType
+from typing import Any, Callable, Mapping, Sequence
 
 from llm_dvfs.exporter.backends.base import (
     Backend,
@@ -23,7 +27,7 @@ from llm_dvfs.exporter.backends.base import (
     PowerSample,
     select_indices,
 )
-from llm_dvfs.exporter.backends.cadence import Cadence
+from llm_dvfs.exporter.backends.cadence import spread
 
 # Clock-event (throttle) reason bits, named as nvmlClocksEventReason* in nvml.h.
 CLOCK_EVENT_REASONS: dict[str, int] = {
@@ -42,14 +46,37 @@ _VALUE_FIELDS = ("dVal", "uiVal", "ulVal", "ullVal", "sllVal", "siVal", "usVal")
 _PSTATE_UNKNOWN = 32
 
 
-def decode_clock_events(mask: int) -> dict[str, bool]:
-    """Named throttle reasons from nvmlDeviceGetCurrentClocksEventReasons' bit mask."""
-    return {name: bool(mask & bit) for name, bit in CLOCK_EVENT_REASONS.items()}
+@dataclass(frozen=True)
+class SlowValues:
+    """The values read every `slow_interval` (None = not supported or the read failed), repeated until the next."""
+
+    temperature_c: float | None = None
+    memory_used_bytes: float | None = None
+    memory_total_bytes: float | None = None
+    power_limit_w: float | None = None
+    performance_state: int | None = None
+
+
+_DECODED: dict[int, Mapping[str, bool]] = {}  # mask -> reasons; the mask rarely changes, so decode each once
+
+
+def decode_clock_events(mask: int) -> Mapping[str, bool]:
+    """Named throttle reasons from nvmlDeviceGetCurrentClocksEventReasons' bit mask (read-only, shared)."""
+    decoded = _DECODED.get(mask)
+    if decoded is None:
+        decoded = MappingProxyType({name: bool(mask & bit) for name, bit in CLOCK_EVENT_REASONS.items()})
+        if len(_DECODED) < 4096:
+            _DECODED[mask] = decoded
+    return decoded
 
 
 def nvml_value(value_type: int, value: Any) -> float:
     """The number inside an nvmlValue_t union, chosen by its NVML_VALUE_TYPE_*."""
     return float(getattr(value, _VALUE_FIELDS[value_type]))
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def _text(value: str | bytes) -> str:
@@ -71,13 +98,19 @@ class NvmlBackend(Backend):
     name = "nvml"
 
     def __init__(self, nvml: ModuleType | Any | None = None, gpu_ids: Sequence[int] | None = None,
-                 energy_interval: float = 0.0, buffer_interval: float = 0.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        """`energy_interval` / `buffer_interval`: seconds between energy-counter reads / sample-buffer drains
-        (0 = every read)."""
+                 energy_interval: float = 0.0, buffer_interval: float = 0.0, slow_interval: float = 0.0,
+                 clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time) -> None:
+        """`energy_interval` / `buffer_interval` / `slow_interval`: seconds between energy-counter reads /
+        sample-buffer drains / reads of the slow values (0 = every read)."""
         self._nvml = nvml if nvml is not None else load_pynvml()
+        self._wall = wall
+        self._clocks = [(f"clock_{label}", label, clock) for label, clock in self._clock_ids()]
         self._energy_interval = energy_interval
         n = self._nvml
+        self._not_supported = (n.NVML_ERROR_NOT_SUPPORTED, n.NVML_ERROR_FUNCTION_NOT_FOUND)
+        # (key in the unsupported set, name a failure is counted under, field id): one call reads them all
+        self._power_fields = (("power", "power", n.NVML_FI_DEV_POWER_INSTANT),
+                              ("power_average_field", "power_average", n.NVML_FI_DEV_POWER_AVERAGE))
         try:
             n.nvmlInit()
         except n.NVMLError as exc:
@@ -96,15 +129,19 @@ class NvmlBackend(Backend):
         except BackendUnavailableError:
             n.nvmlShutdown()
             raise
-        self._energy_due = {i: Cadence(energy_interval, clock) for i in self._indices}
-        self._buffer_due = {i: Cadence(buffer_interval, clock) for i in self._indices}
+        selected = len(self._indices)
+        self._energy_due = {i: spread(energy_interval, k, selected, clock) for k, i in enumerate(self._indices)}
+        self._buffer_due = {i: spread(buffer_interval, k, selected, clock) for k, i in enumerate(self._indices)}
+        self._slow_due = {i: spread(slow_interval, k, selected, clock) for k, i in enumerate(self._indices)}
+        self._slow = {i: SlowValues() for i in self._indices}
         self._last_sample_us = {i: 0 for i in self._indices}
         self._unsupported: dict[int, set[str]] = {i: set() for i in self._indices}
+        self._fields_left = {i: self._fields_supported(set()) for i in self._indices}
         for i in self._indices:  # skip the ~2.4 s of driver samples taken before the exporter started
             try:
                 self._new_power_samples(i, self._handles[i])
             except n.NVMLError as exc:
-                if getattr(exc, "value", None) in (n.NVML_ERROR_NOT_SUPPORTED, n.NVML_ERROR_FUNCTION_NOT_FOUND):
+                if getattr(exc, "value", None) in self._not_supported:
                     self._unsupported[i].add("power_samples")
 
     def _describe(self, index: int, driver: str) -> DeviceInfo:
@@ -136,38 +173,38 @@ class NvmlBackend(Backend):
         unsupported = self._unsupported[index]
         failed: list[str] = []
 
-        def get(field: str, call: Callable[[], Any]) -> Any:
+        def get(field: str, call: Callable[..., Any], *args: Any) -> Any:
             """One NVML call: None when unsupported (remembered), lost GPUs raise, other errors are counted."""
             if field in unsupported:
                 return None
             try:
-                return call()
+                return call(*args)
             except n.NVMLError as exc:
-                code = getattr(exc, "value", None)
-                if code == n.NVML_ERROR_GPU_IS_LOST:
-                    raise DeviceLostError(f"GPU {index} is lost") from exc
-                if code in (n.NVML_ERROR_NOT_SUPPORTED, n.NVML_ERROR_FUNCTION_NOT_FOUND):
-                    unsupported.add(field)
-                elif code != n.NVML_ERROR_NOT_FOUND:  # NOT_FOUND from GetSamples = no new samples
-                    failed.append(field)
+                self._failure(index, getattr(exc, "value", None), field, field, unsupported, failed)
                 return None
 
-        instant = get("power", lambda: self._instant_power(h))
-        average_mw = get("power_average", lambda: n.nvmlDeviceGetPowerUsage(h))
-        average = average_mw / 1000.0 if average_mw is not None else None
-        energy_mj = get("energy", lambda: n.nvmlDeviceGetTotalEnergyConsumption(h)) \
+        # the counter and instant power first, timed: their time anchors the energy (the middle of the ~3 ms
+        # counter read; a thread descheduled in between shows as a longer read, never as a wrong time)
+        before = self._wall()
+        energy_mj = get("energy", n.nvmlDeviceGetTotalEnergyConsumption, h) \
             if self._energy_due[index].due() else None
-        util = get("utilization", lambda: n.nvmlDeviceGetUtilizationRates(h))
-        memory = get("memory", lambda: n.nvmlDeviceGetMemoryInfo(h))
+        read_at = (before + self._wall()) / 2 if energy_mj is not None else before
+        watts = self._power(index, h, unsupported, failed)
+        instant, average = watts.get("power"), watts.get("power_average_field")
+        if average is None and "power_average_field" in unsupported:
+            average_mw = get("power_average", n.nvmlDeviceGetPowerUsage, h)
+            average = average_mw / 1000.0 if average_mw is not None else None
+        util = get("utilization", n.nvmlDeviceGetUtilizationRates, h)
         clocks = {}
-        for label, clock in self._clock_ids():
-            mhz = get(f"clock_{label}", lambda c=clock: n.nvmlDeviceGetClockInfo(h, c))
+        for field, label, clock in self._clocks:
+            mhz = get(field, n.nvmlDeviceGetClockInfo, h, clock)
             if mhz is not None:
                 clocks[label] = mhz * 1e6
-        limit_mw = get("power_limit", lambda: n.nvmlDeviceGetEnforcedPowerLimit(h))
-        pstate = get("performance_state", lambda: n.nvmlDeviceGetPerformanceState(h))
-        events = get("clock_events", lambda: self._clock_event_mask(h))
-        samples = (get("power_samples", lambda: self._new_power_samples(index, h)) or ()) \
+        events = get("clock_events", self._clock_event_mask, h)
+        if self._slow_due[index].due():
+            self._slow[index] = self._read_slow(h, get)
+        slow = self._slow[index]
+        samples = (get("power_samples", self._new_power_samples, index, h) or ()) \
             if self._buffer_due[index].due() else ()
 
         if instant is None and "power" in unsupported:
@@ -180,24 +217,71 @@ class NvmlBackend(Backend):
             energy_j=energy_mj / 1000.0 if energy_mj is not None else None,
             utilization=util.gpu / 100.0 if util is not None else None,
             memory_utilization=util.memory / 100.0 if util is not None else None,
-            temperature_c=get("temperature", lambda: float(n.nvmlDeviceGetTemperature(h, n.NVML_TEMPERATURE_GPU))),
-            memory_used_bytes=float(memory.used) if memory is not None else None,
-            memory_total_bytes=float(memory.total) if memory is not None else None,
+            temperature_c=slow.temperature_c,
+            memory_used_bytes=slow.memory_used_bytes,
+            memory_total_bytes=slow.memory_total_bytes,
             clocks_hz=clocks,
-            power_limit_w=limit_mw / 1000.0 if limit_mw is not None else None,
-            performance_state=pstate if pstate is not None and pstate != _PSTATE_UNKNOWN else None,
+            power_limit_w=slow.power_limit_w,
+            performance_state=slow.performance_state,
             clock_events=decode_clock_events(events) if events is not None else None,
             power_samples=tuple(samples),
             buffered="power_samples" not in unsupported,
             failed_fields=tuple(failed),
+            read_at=read_at,
         )
 
-    def _instant_power(self, handle: Any) -> float:
+    def _failure(self, index: int, code: int | None, key: str, name: str, unsupported: set[str],
+                 failed: list[str]) -> None:
+        """Sort one failed read: a lost GPU raises, "not supported" is remembered under `key` (never asked
+        again), NOT_FOUND (GetSamples: no new samples) is nothing, anything else is counted as `name`."""
+        if code == self._nvml.NVML_ERROR_GPU_IS_LOST:
+            raise DeviceLostError(f"GPU {index} is lost")
+        if code in self._not_supported:
+            unsupported.add(key)
+        elif code != self._nvml.NVML_ERROR_NOT_FOUND:
+            failed.append(name)
+
+    def _power(self, index: int, handle: Any, unsupported: set[str], failed: list[str]) -> dict[str, float]:
+        """The power fields still supported, in watts by key, from one nvmlDeviceGetFieldValues call."""
         n = self._nvml
-        value = n.nvmlDeviceGetFieldValues(handle, [n.NVML_FI_DEV_POWER_INSTANT])[0]
-        if value.nvmlReturn != n.NVML_SUCCESS:
-            raise n.NVMLError(value.nvmlReturn)
-        return nvml_value(value.valueType, value.value) / 1000.0
+        fields, ids = self._fields_left[index]
+        if not fields:
+            return {}
+        try:
+            values = n.nvmlDeviceGetFieldValues(handle, ids)
+        except n.NVMLError as exc:
+            code = getattr(exc, "value", None)
+            if code in self._not_supported:  # no field API at all (old driver): every field is unsupported
+                unsupported.update(f[0] for f in self._power_fields)
+            else:
+                self._failure(index, code, "power", "power", unsupported, failed)
+            self._fields_left[index] = self._fields_supported(unsupported)
+            return {}
+        watts: dict[str, float] = {}
+        for (key, name, _), value in zip(fields, values):
+            if value.nvmlReturn == n.NVML_SUCCESS:
+                watts[key] = nvml_value(value.valueType, value.value) / 1000.0
+            else:
+                self._failure(index, value.nvmlReturn, key, name, unsupported, failed)
+                self._fields_left[index] = self._fields_supported(unsupported)
+        return watts
+
+    def _fields_supported(self, unsupported: set[str]) -> tuple[list[tuple[str, str, int]], list[int]]:
+        """The power fields not found unsupported, and their ids (the list one call asks for)."""
+        fields = [f for f in self._power_fields if f[0] not in unsupported]
+        return fields, [f[2] for f in fields]
+
+    def _read_slow(self, handle: Any, get: Callable[..., Any]) -> SlowValues:
+        n = self._nvml
+        memory = get("memory", n.nvmlDeviceGetMemoryInfo, handle)
+        limit_mw = get("power_limit", n.nvmlDeviceGetEnforcedPowerLimit, handle)
+        pstate = get("performance_state", n.nvmlDeviceGetPerformanceState, handle)
+        return SlowValues(
+            temperature_c=_float(get("temperature", n.nvmlDeviceGetTemperature, handle, n.NVML_TEMPERATURE_GPU)),
+            memory_used_bytes=float(memory.used) if memory is not None else None,
+            memory_total_bytes=float(memory.total) if memory is not None else None,
+            power_limit_w=limit_mw / 1000.0 if limit_mw is not None else None,
+            performance_state=pstate if pstate is not None and pstate != _PSTATE_UNKNOWN else None)
 
     def _clock_event_mask(self, handle: Any) -> int:
         n = self._nvml

@@ -107,6 +107,7 @@ def default_command() -> list[str]:
 
 class SmiCliBackend(Backend):
     name = "smi-cli"
+    read_budget = 0.9  # the first read of a tick runs the CLI for every card (hundreds of ms)
 
     def __init__(self, command: Sequence[str] | None = None, gpu_ids: Sequence[int] | None = None,
                  timeout: float = 5.0, max_age: float = 0.05, clock: Callable[[], float] = time.monotonic) -> None:
@@ -147,11 +148,12 @@ class SmiCliBackend(Backend):
         return done.stdout
 
     def _cards(self) -> dict[int, dict[str, Any]]:
-        """One CLI run shared by all devices reading within `max_age` seconds of it."""
+        """One CLI run shared by all devices reading within `max_age` seconds of its end (the sampler reads them
+        one after another, so a run longer than `max_age` must not make the next device run it again)."""
         with self._lock:
-            now = self._clock()
-            if self._cached is None or now - self._cached[0] > self._max_age:
-                self._cached = (now, parse_cards(self._run()))
+            if self._cached is None or self._clock() - self._cached[0] > self._max_age:
+                cards = parse_cards(self._run())
+                self._cached = (self._clock(), cards)
             return self._cached[1]
 
     def devices(self) -> Sequence[DeviceInfo]:

@@ -6,12 +6,12 @@ a byte-level BPE trained here on a generated corpus, so nothing is downloaded an
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 from pathlib import Path
 from typing import Iterator, Sequence
 
+from llm_dvfs.common.cli_args import UsageErrorParser
 from llm_dvfs.common.errors import UsageError
 
 BOS, EOS = "<s>", "</s>"
@@ -67,7 +67,7 @@ def write_tiny_model(out: Path, vocab_size: int = 2048, layers: int = 2, hidden:
 
 
 def main(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(prog="llm-dvfs tiny-model", description=__doc__.split("\n\n")[0])
+    parser = UsageErrorParser(prog="llm-dvfs tiny-model", description=__doc__.split("\n\n")[0])
     parser.add_argument("dir", type=Path, help="directory to write the model into (created if missing)")
     parser.add_argument("--vocab-size", type=int, default=2048, help="BPE vocabulary size (default 2048)")
     parser.add_argument("--layers", type=int, default=2, help="decoder layers (default 2)")

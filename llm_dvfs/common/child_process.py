@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import time
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -49,19 +50,53 @@ class ChildProcess:
             return "(no log)"
 
     def stop(self, grace: float | None = None) -> None:
-        """Signal the whole process group with each of `stop_signals` until the child has exited."""
-        if not self.running():
+        """Signal the whole process group with each of `stop_signals` until no process of it is left.
+
+        The group, not the leader, decides: a leader that has already exited (a shell, a launcher) may leave
+        workers behind (vLLM's engine processes holding GPU memory), and they get the same signals."""
+        if self.proc is None:
             return
-        assert self.proc is not None
+        pgid = self.proc.pid  # start_new_session: the group's id is the leader's pid
         last = len(self.stop_signals) - 1
         for i, sig in enumerate(self.stop_signals):
             wait = (self.stop_grace if grace is None else grace) if i == 0 else 5.0 if i == last else 10.0
-            try:
-                os.killpg(self.proc.pid, sig)
-            except ProcessLookupError:
+            self.proc.poll()  # reap the leader if it has exited, so it no longer counts as a member
+            if not group_alive(pgid):
                 return
             try:
-                self.proc.wait(timeout=wait)
+                os.killpg(pgid, sig)
+            except ProcessLookupError:  # no process left in the group: done
                 return
-            except subprocess.TimeoutExpired:
-                continue
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline:
+                self.proc.poll()
+                if not group_alive(pgid):
+                    return
+                time.sleep(0.05)
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether a process other than a zombie is left in process group `pgid`.
+
+    `killpg(pgid, 0)` alone cannot tell: zombies still count as members, and orphans whose init does not reap
+    them (some container inits) would make every stop wait for its full timeouts. /proc says which are zombies."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return True
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # exited while we looked
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) ": state, ppid, pgrp, ...
+        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+            return True
+    return False

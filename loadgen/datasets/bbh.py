@@ -6,13 +6,13 @@ loadgen.datasets.bbh DIR` lists the tasks; add `--task T -n N` to print N random
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import sys
 from pathlib import Path
 from typing import Sequence
 
+from llm_dvfs.common.cli_args import UsageErrorParser
 from llm_dvfs.common.errors import UsageError
 from llm_dvfs.loadgen.datasets.base import SampleRequest
 from llm_dvfs.loadgen.datasets.sharegpt import CHARS_PER_TOKEN
@@ -59,13 +59,13 @@ class BbhDataset:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m llm_dvfs.loadgen.datasets.bbh", description=__doc__.splitlines()[0])
+    parser = UsageErrorParser(prog="python -m llm_dvfs.loadgen.datasets.bbh", description=__doc__.splitlines()[0])
     parser.add_argument("path")
     parser.add_argument("--task")
     parser.add_argument("-n", type=int, default=0, help="print N random questions instead of the task list")
     parser.add_argument("--seed", type=int)
-    args = parser.parse_args(argv)
     try:
+        args = parser.parse_args(argv)
         if args.n:
             for name, q in pick(args.path, args.n, random.Random(args.seed), args.task):
                 print(json.dumps({"task": name, "prompt": q}))

@@ -20,6 +20,7 @@ from quart import Quart, Response, request
 from werkzeug.exceptions import HTTPException
 
 from llm_dvfs.serving.proxy.handoff import Handoff, NoInstanceError
+from llm_dvfs.serving.proxy.headers import forwarded
 from llm_dvfs.serving.proxy.metrics import ProxyMetrics
 from llm_dvfs.serving.proxy.upstream import Timeouts, Upstream, UpstreamError, translate
 
@@ -95,15 +96,14 @@ def create_app(handoff: Handoff, timeouts: Timeouts = Timeouts(), max_request_by
             body = json.loads(raw)
         except ValueError as exc:
             raise Failure(400, "bad_request", f"request body is not JSON: {exc}") from exc
+        except RecursionError as exc:  # json's C parser gives up on deep nesting (a few thousand levels)
+            raise Failure(400, "bad_request", "request body is nested too deeply") from exc
         if not isinstance(body, dict):
             raise Failure(400, "bad_request", "request body must be a JSON object")
+        if not isinstance(body.get("stream", False), (bool, type(None))):
+            # vLLM's pydantic would read "true" as true while this proxy would buffer: refuse rather than guess
+            raise Failure(400, "bad_request", f"\"stream\" must be true or false, not {body['stream']!r:.40}")
         return body
-
-    def hop_headers(request_id: str) -> dict[str, str]:
-        headers = {"X-Request-Id": request_id}
-        if "Authorization" in request.headers:
-            headers["Authorization"] = request.headers["Authorization"]
-        return headers
 
     async def relay(resp: aiohttp.ClientResponse, decode_sent: float, started: float) -> AsyncIterator[bytes]:
         """Decode's bytes as they arrive; closing `resp` on exit (client gone included) cancels decode's work."""
@@ -132,7 +132,7 @@ def create_app(handoff: Handoff, timeouts: Timeouts = Timeouts(), max_request_by
             route = handoff.route()
         except NoInstanceError as exc:
             raise Failure(503, "no_instance", str(exc)) from exc
-        headers = hop_headers(route.request_id)
+        headers = forwarded(request.headers.items(), route.request_id)
         try:
             sent = time.perf_counter()
             answer = await upstream.prefill(route.prefill + path, handoff.prefill_body(body, route), headers)

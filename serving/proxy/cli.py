@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import math
 import signal
 import socket
 import sys
 from typing import Sequence
 from urllib.parse import urlsplit
 
+from llm_dvfs.common.cli_args import UsageErrorParser
 from llm_dvfs.common.errors import UsageError
 from llm_dvfs.serving.proxy.app import create_app
 from llm_dvfs.serving.proxy.handoff import Handoff
@@ -21,13 +23,9 @@ log = logging.getLogger("serving.proxy")
 KV_PROTOCOLS = ("kv-transfer-params", "p2p-nccl")
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line and exit 2 through the dispatcher, not argparse's usage dump
-        raise UsageError(message)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="llm-dvfs proxy", description="Disaggregated prefill/decode proxy for vLLM (OpenAI API).")
+    p = UsageErrorParser(prog="llm-dvfs proxy",
+                         description="Disaggregated prefill/decode proxy for vLLM (OpenAI API).")
     p.add_argument("--prefill", default="", help="prefill instance base URL(s), comma-separated (e.g. "
                    "http://127.0.0.1:8100); with p2p-nccl optional: limits which pinging instances are accepted")
     p.add_argument("--decode", default="", help="decode instance base URL(s), comma-separated")
@@ -36,7 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "P2pNcclConnector, instances register through the discovery port (default %(default)s)")
     p.add_argument("--port", type=int, default=8000, help="HTTP port (default %(default)s)")
     p.add_argument("--listen-address", default="127.0.0.1",
-                   help="address for HTTP and discovery (default %(default)s; 0.0.0.0 exposes the proxy)")
+                   help="address for HTTP (default %(default)s; 0.0.0.0 exposes the proxy)")
+    p.add_argument("--discovery-address", default="127.0.0.1",
+                   help="p2p-nccl: address the discovery port binds to (default %(default)s: only instances on this "
+                   "host can register; anything that reaches it may register, so firewall it when you widen it)")
     p.add_argument("--discovery-port", type=int, default=30001,
                    help="p2p-nccl: ZMQ port the instances ping (their proxy_port) (default %(default)s)")
     p.add_argument("--instance-ttl", type=float, default=5.0,
@@ -77,7 +78,8 @@ def build_handoff(args: argparse.Namespace) -> Handoff:
         return KvTransferParamsHandoff(prefill, decode)
     from llm_dvfs.serving.proxy.handoff.p2p_nccl import InstanceRegistry, P2pNcclHandoff, host_port
     allowed = [host_port(url) for url in prefill + decode] or None
-    return P2pNcclHandoff(args.listen_address, args.discovery_port, InstanceRegistry(args.instance_ttl, allowed=allowed))
+    return P2pNcclHandoff(args.discovery_address, args.discovery_port,
+                          InstanceRegistry(args.instance_ttl, allowed=allowed))
 
 
 def check_numbers(args: argparse.Namespace) -> None:
@@ -87,8 +89,9 @@ def check_numbers(args: argparse.Namespace) -> None:
     if args.kv_protocol == "p2p-nccl" and args.port == args.discovery_port:
         raise UsageError("--port and --discovery-port must differ")
     for flag in ("instance_ttl", "connect_timeout", "prefill_timeout", "decode_timeout", "max_request_bytes"):
-        if getattr(args, flag) <= 0:
-            raise UsageError(f"--{flag.replace('_', '-')} must be positive")
+        value = getattr(args, flag)
+        if not (math.isfinite(value) and value > 0):  # nan passes `<= 0`; inf would never time out
+            raise UsageError(f"--{flag.replace('_', '-')} must be a positive finite number, got {value}")
 
 
 def check_free(host: str, port: int, flag: str) -> None:
@@ -121,14 +124,14 @@ def main(argv: Sequence[str]) -> int:
     handoff = build_handoff(args)
     check_free(args.listen_address, args.port, "--port")
     if args.kv_protocol == "p2p-nccl":
-        check_free(args.listen_address, args.discovery_port, "--discovery-port")
+        check_free(args.discovery_address, args.discovery_port, "--discovery-port")
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = create_app(handoff, Timeouts(args.connect_timeout, args.prefill_timeout, args.decode_timeout),
                      args.max_request_bytes)
     log.info("proxy on http://%s:%d, %s, instances %s", args.listen_address, args.port, handoff.name,
              handoff.instances() if args.kv_protocol == "kv-transfer-params"
-             else f"from discovery on {args.listen_address}:{args.discovery_port}")
+             else f"from discovery on {args.discovery_address}:{args.discovery_port}")
     try:
         asyncio.run(serve(app, args.listen_address, args.port))
     except OSError as exc:

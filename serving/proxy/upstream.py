@@ -50,6 +50,8 @@ def translate(hop: str, exc: BaseException) -> UpstreamError:
     """aiohttp/asyncio exceptions as UpstreamErrors."""
     if isinstance(exc, UpstreamError):
         return exc
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):  # before the general timeout: the instance is unreachable
+        return UpstreamError(hop, "unreachable", "cannot connect within the connect timeout")
     if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
         return UpstreamError(hop, "timeout", f"no answer within the {hop} timeout")
     if isinstance(exc, aiohttp.ClientConnectorError):

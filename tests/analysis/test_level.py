@@ -8,8 +8,8 @@ import pytest
 
 from llm_dvfs.analysis.energy import COUNTER, integrated_energy
 from llm_dvfs.analysis.level import read_level
-from llm_dvfs.analysis.requests import read_requests
 from llm_dvfs.analysis.samples import read_samples
+from llm_dvfs.loadgen.results import read_requests
 
 LEVEL = Path(__file__).resolve().parents[1] / "fixtures" / "analysis" / "sweep" / "level-4"
 
@@ -18,7 +18,7 @@ def test_level_energy_is_the_counter_delta_over_the_steady_window():
     figures = read_level(LEVEL, concurrency=4, warmup_s=2.0)
     e, w = figures.entry, figures.window
     assert w is not None and w.duration_s == pytest.approx(e["duration_s"])
-    first_start = read_requests(LEVEL / "requests.jsonl")[0].start
+    first_start = read_requests(LEVEL / "requests.jsonl")[0].start_time
     assert w.start == pytest.approx(first_start + 2.0)  # all 4 users were in flight before the warm-up ended
     samples = read_samples(LEVEL / "samples.csv")
     for gpu in (0, 1):

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from llm_dvfs.analysis.requests import Request
 from llm_dvfs.analysis.window import steady_window
+from llm_dvfs.loadgen.results import RequestResult
 
 
-def req(start: float, e2el: float) -> Request:
-    return Request(start=start, ttft_s=0.1, itl_s=(), e2el_s=e2el, prompt_tokens=1, output_tokens=1, success=True)
+def req(start: float, e2el: float) -> RequestResult:
+    return RequestResult(start_time=start, success=True, ttft_s=0.1, e2el_s=e2el, prompt_tokens=1, output_tokens=1)
 
 
 def closed_loop(users: int, until: float, length: float = 1.0, gap: float = 0.002,
-                last_ends: list[float] | None = None) -> list[Request]:
+                last_ends: list[float] | None = None) -> list[RequestResult]:
     """Users spawned 0.1 s apart, each sending back to back until `until`, then finishing what is in flight;
     each user's last end time is appended to `last_ends`."""
     out = []
@@ -21,8 +21,8 @@ def closed_loop(users: int, until: float, length: float = 1.0, gap: float = 0.00
             out.append(req(t, length))
             t += length + gap
         if last_ends is not None:
-            last_ends.append(out[-1].end)
-    return sorted(out, key=lambda r: r.start)
+            last_ends.append(out[-1].end_time)
+    return sorted(out, key=lambda r: r.start_time)
 
 
 def test_opens_when_target_reached_and_closes_at_the_first_drain():

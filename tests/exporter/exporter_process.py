@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -14,23 +15,25 @@ from tests.support import free_port, wait_until
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _responds(url: str) -> bool:
+def _responds(url: str, **request: Any) -> bool:
     try:
-        return requests.get(url, timeout=1).status_code == 200
+        return requests.get(url, timeout=1, **request).status_code == 200
     except requests.RequestException:
         return False
 
 
 class ExporterProcess:
-    """`python -m llm_dvfs.exporter` serving /metrics on 127.0.0.1."""
+    """`python -m llm_dvfs.exporter` serving /metrics on 127.0.0.1 (or `host`); `scheme` and `probe` (requests
+    arguments such as verify= and auth=) say how to reach it once it serves TLS or wants a password."""
 
-    def __init__(self, *args: str) -> None:
+    def __init__(self, *args: str, host: str = "127.0.0.1", scheme: str = "http", **probe: Any) -> None:
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/metrics"
-        self.proc = subprocess.Popen([sys.executable, "-m", "llm_dvfs.exporter", "--listen-address", "127.0.0.1", "--port",
+        bracketed = f"[{host}]" if ":" in host and not host.startswith("[") else host
+        self.url = f"{scheme}://{bracketed}:{self.port}/metrics"
+        self.proc = subprocess.Popen([sys.executable, "-m", "llm_dvfs.exporter", "--listen-address", host, "--port",
                                       str(self.port), *args], cwd=ROOT, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, text=True)
-        if not wait_until(lambda: _responds(self.url) or self.proc.poll() is not None, timeout=30) \
+        if not wait_until(lambda: _responds(self.url, **probe) or self.proc.poll() is not None, timeout=30) \
                 or self.proc.poll() is not None:
             self.stop()
             raise RuntimeError(f"exporter did not start: {self.proc.stderr.read()}")

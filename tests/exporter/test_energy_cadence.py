@@ -57,7 +57,7 @@ class ScriptedLoad:
 
 def backend_for(load: ScriptedLoad, energy_interval: float, buffer_interval: float) -> NvmlBackend:
     return NvmlBackend(nvml=FakeNvml([load.gpu]), energy_interval=energy_interval,
-                       buffer_interval=buffer_interval, clock=load.clock)
+                       buffer_interval=buffer_interval, clock=load.clock, wall=load.wall)
 
 
 def test_energy_counter_and_buffer_are_read_at_their_cadence():
@@ -89,10 +89,34 @@ def test_cadence_tolerates_a_late_tick_and_restarts_after_a_stall():
 
 
 def test_intervals_up_to_one_tick_mean_every_tick():
-    assert ReadCadence.for_tick(0.1, 0.1, 0.05) == ReadCadence(0.0, 0.0)
-    assert ReadCadence.for_tick(0.1, 1.0, 2.0) == ReadCadence(1.0, 2.0)
+    assert ReadCadence.for_tick(0.1, 0.1, 0.05, 0.1) == ReadCadence(0.0, 0.0, 0.0)
+    assert ReadCadence.for_tick(0.1, 1.0, 2.0) == ReadCadence(1.0, 2.0, 1.0)  # slow values once a second
+    assert ReadCadence.for_tick(1.0, 10.0, 2.0).slow_interval == 0.0  # a 1 s tick reads them every tick
     backend = NvmlBackend(nvml=FakeNvml([FakeGpu()]), energy_interval=0.0)
     assert backend.devices()[0].energy_source == "counter"
+
+
+def test_slow_values_are_read_once_a_second_and_repeated_in_between():
+    load = ScriptedLoad(FakeGpu(temperature=40))
+    backend = NvmlBackend(nvml=FakeNvml([load.gpu]), slow_interval=1.0, clock=load.clock, wall=load.wall)
+    temperatures, memory_used = [], []
+    for k in range(25):  # 2.5 s of 100 ms ticks; the GPU's temperature and memory change every tick
+        if k:
+            load.advance(0.1)
+        load.gpu.temperature, load.gpu.memory_used = 40 + k, (1 + k) * 2**30
+        s = backend.read(0)
+        temperatures.append(s.temperature_c)
+        memory_used.append(s.memory_used_bytes)
+        assert s.power_limit_w == 700.0 and s.performance_state == 0 and s.memory_total_bytes is not None
+    assert temperatures == [40] * 10 + [50] * 10 + [60] * 5
+    assert memory_used == [2**30] * 10 + [11 * 2**30] * 10 + [21 * 2**30] * 5
+    calls = load.gpu.calls
+    for slow in ("nvmlDeviceGetTemperature", "nvmlDeviceGetMemoryInfo", "nvmlDeviceGetEnforcedPowerLimit",
+                 "nvmlDeviceGetPerformanceState"):
+        assert calls[slow] == 3, slow
+    # power, clocks, throttle reasons and utilization stay at every tick
+    assert calls["nvmlDeviceGetFieldValues"] == calls["nvmlDeviceGetCurrentClocksEventReasons"] == 25
+    assert calls["nvmlDeviceGetUtilizationRates"] == 25 and calls["nvmlDeviceGetClockInfo"] == 3 * 25
 
 
 def test_buffer_drained_every_second_loses_no_sample_and_repeats_none():

@@ -85,7 +85,7 @@ def test_malformed_replay_file(tmp_path):
 
 def test_missing_replay_file(tmp_path):
     assert_one_line_error(run_exporter("--backend", f"replay:{tmp_path / 'nope.csv'}", "--no-http"),
-                          "cannot read trace")
+                          "cannot read samples CSV")
 
 
 def test_via_the_llm_dvfs_dispatcher():

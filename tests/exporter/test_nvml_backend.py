@@ -78,7 +78,8 @@ def test_clock_events_come_from_the_device():
 
 
 def test_unsupported_fields_are_none_and_not_asked_again():
-    gpu = FakeGpu(unsupported={"nvmlDeviceGetTotalEnergyConsumption", "nvmlDeviceGetSamples", "instant"})
+    gpu = FakeGpu(unsupported={"nvmlDeviceGetTotalEnergyConsumption", "nvmlDeviceGetSamples", "instant",
+                               "average_field"})
     backend = NvmlBackend(nvml=FakeNvml([gpu]))
     assert backend.devices()[0].energy_source == "integrated"
     s = backend.read(0)
@@ -86,6 +87,36 @@ def test_unsupported_fields_are_none_and_not_asked_again():
     assert s.energy_j is None and s.power_samples == () and s.failed_fields == ()
     assert s.power_w == pytest.approx(70.0)  # no instant field: falls back to nvmlDeviceGetPowerUsage
     assert gpu.calls["nvmlDeviceGetSamples"] == 1
+
+
+def test_instant_and_average_power_come_from_one_field_call_per_read():
+    gpu = FakeGpu(power_mw=412_345, average_mw=300_000)
+    backend = NvmlBackend(nvml=FakeNvml([gpu]))
+    before = gpu.calls.get("nvmlDeviceGetFieldValues", 0)
+    for _ in range(5):
+        s = backend.read(0)
+    assert gpu.calls["nvmlDeviceGetFieldValues"] - before == 5
+    assert "nvmlDeviceGetPowerUsage" not in gpu.calls
+    assert s.power_w == pytest.approx(412.345) and s.power_average_w == pytest.approx(300.0)
+
+
+def test_average_power_falls_back_to_the_getter_where_its_field_is_not_supported():
+    gpu = FakeGpu(power_mw=412_345, average_mw=300_000, unsupported={"average_field"})
+    backend = NvmlBackend(nvml=FakeNvml([gpu]))
+    for _ in range(3):
+        s = backend.read(0)
+    assert s.power_w == pytest.approx(412.345) and s.power_average_w == pytest.approx(300.0)
+    assert s.failed_fields == () and gpu.calls["nvmlDeviceGetPowerUsage"] == 3
+
+
+def test_a_failing_field_call_is_counted_as_power():
+    gpu = FakeGpu()
+    backend = NvmlBackend(nvml=FakeNvml([gpu]))
+    gpu.fail_calls["nvmlDeviceGetFieldValues"] = NVML_ERROR_UNKNOWN
+    s = backend.read(0)
+    assert s.power_w is None and s.power_average_w is None and s.failed_fields == ("power",)
+    gpu.fail_calls.clear()
+    assert backend.read(0).power_average_w == pytest.approx(70.0)  # not taken for unsupported
 
 
 def test_lost_gpu_raises_device_lost_then_recovers():

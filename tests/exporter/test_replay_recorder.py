@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import csv
 import json
+import tracemalloc
 from pathlib import Path
 
 import pytest
 
-from llm_dvfs.exporter.backends.base import BackendUnavailableError, DeviceNotFoundError, DeviceReadError
+from llm_dvfs.exporter.backends.base import BackendUnavailableError, DeviceNotFoundError, DeviceReadError, GpuSample
 from llm_dvfs.exporter.backends.replay import ReplayBackend
 from llm_dvfs.exporter.recorder import Recorder
-from llm_dvfs.exporter.samples_csv import CORE_FIELDS, read_trace
+from llm_dvfs.exporter.samples_csv import CORE_FIELDS, SamplesWriter, read_trace, sample_values
 from llm_dvfs.exporter.sampler import Sampler
 from llm_dvfs.exporter.store import Store
 
@@ -136,3 +137,50 @@ def test_replay_serves_the_recorded_clock_events():
         events = backend.read(0).clock_events
         assert set(events) == {"gpu_idle", "sw_power_cap"}  # every reason the trace ever shows, active or not
         assert {reason for reason, on in events.items() if on} == active
+
+
+def _long_trace(path: Path, rows: int) -> None:
+    """A 2-GPU samples CSV of `rows` rows 0.1 s apart, written by the one samples-CSV writer."""
+    writer = SamplesWriter(path, [("gpu", 0), ("gpu", 1)])
+    for k in range(rows):
+        values = [sample_values(GpuSample(power_w=100.0 + k % 50 + i, utilization=0.5, temperature_c=40.0,
+                                          memory_used_bytes=1e9, memory_total_bytes=8e10,
+                                          clocks_hz={"sm": 1.98e9, "memory": 2.6e9, "graphics": 1.98e9}),
+                                energy_j=10.0 * k) for i in range(2)]
+        writer.write(1000.0 + 0.1 * k, values)
+    writer.close()
+
+
+def test_replay_starts_without_reading_the_whole_file(tmp_path, capsys):
+    # a killed recorder's file: a torn last row. Before, the whole file was parsed first and refused for it.
+    path = tmp_path / "long.csv"
+    _long_trace(path, 3000)
+    with path.open("a") as fh:
+        fh.write("1300.1,2026-12-01T00:00:00,123.4,5")
+    clock = ScriptedClock()
+    backend = ReplayBackend(path, clock=clock, wall=lambda: 1000.0)
+    assert backend.read(0).power_w == 100.0
+    clock.now += 299.95  # the last whole row (k = 2999)
+    assert backend.read(1).power_w == 100.0 + 2999 % 50 + 1
+    clock.now += 0.1  # one interval later: the loop starts again at row 0
+    assert backend.read(1).power_w == 101.0
+    assert "malformed row" in capsys.readouterr().err
+
+
+def test_replay_memory_does_not_grow_with_the_file(tmp_path):
+    # before: the whole trace parsed into memory at ~19x its size (here ~4 MB of CSV: ~70 MB)
+    path = tmp_path / "big.csv"
+    _long_trace(path, 20_000)
+    clock = ScriptedClock()
+    tracemalloc.start()
+    try:
+        backend = ReplayBackend(path, clock=clock, wall=lambda: 1000.0)
+        for _ in range(300):
+            clock.now += 0.1
+            backend.read(0)
+            backend.read(1)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 3_000_000
+    assert backend.read(0).power_w == 100.0 + 300 % 50

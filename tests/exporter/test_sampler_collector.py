@@ -13,6 +13,8 @@ from llm_dvfs.exporter.collector import ExporterCollector
 from llm_dvfs.exporter.sampler import Sampler
 from llm_dvfs.exporter.store import Store
 
+from tests.support import wait_until
+
 from .fake_nvml import NVML_ERROR_GPU_IS_LOST, NVML_ERROR_UNKNOWN, FakeGpu, FakeNvml
 
 
@@ -130,3 +132,30 @@ def test_tick_that_overruns_counts_missed_slots():
     sampler.stop()
     assert sampler.stats().missed_ticks >= 3
     assert seen == list(range(1, len(seen) + 1))
+
+
+def test_one_hung_gpu_of_eight_stalls_no_other_on_the_running_schedule():
+    release = threading.Event()
+    gpus = [FakeGpu(uuid=f"GPU-{i}", power_mw=100_000 + i * 1000) for i in range(8)]
+    sampler, reg = rig(gpus, interval=0.05)
+    v = reg.get_sample_value
+    sampler.start()
+    try:
+        assert wait_until(lambda: (v("llm_dvfs_exporter_ticks_total") or 0) >= 5, timeout=5)
+        gpus[3].hang = release  # every call on GPU 3 now blocks, as a wedged driver call does
+        ticks = v("llm_dvfs_exporter_ticks_total")
+        time.sleep(1.0)
+        assert v("llm_dvfs_exporter_ticks_total") - ticks >= 10  # ~20 slots of 50 ms; a loaded CPU gets fewer
+        assert v("gpu_up", labels(gpus[3], 3)) == 0
+        for i, gpu in enumerate(gpus):
+            if i != 3:
+                assert v("gpu_up", labels(gpu, i)) == 1
+                assert v("gpu_power_watts", labels(gpu, i)) == pytest.approx(100 + i)
+        assert v("llm_dvfs_exporter_read_errors_total", {"gpu": "3", "kind": "timeout"}) >= 10
+        gpus[3].hang = None
+        release.set()  # the call returns: GPU 3 is read again on the next ticks
+        assert wait_until(lambda: v("gpu_up", labels(gpus[3], 3)) == 1, timeout=5)
+    finally:
+        gpus[3].hang = None
+        release.set()
+        sampler.stop()

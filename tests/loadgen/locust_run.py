@@ -15,14 +15,17 @@ LOCUST = str(Path(sys.executable).parent / "locust")
 
 def locust_cmd(host: str, out: Path, *extra: str, users: int = 3, run_time: str = "4s",
                locustfile: str = "loadgen/single.py") -> list[str]:
+    """The command line; `--stop-timeout 10` lets the requests in flight at `-t` finish (with Locust's default
+    of 0 they are cut, recorded as failures, and the exit code is 1): pass `--stop-timeout 0` to test that."""
     return [LOCUST, "-f", locustfile, "--headless", "-u", str(users), "-r", str(users), "-t", run_time,
             "--host", host, "--results-dir", str(out), "--csv", str(out / "locust"), "--web-host", "127.0.0.1",
-            "--metrics-port", "0", "--only-summary", *extra]
+            "--metrics-port", "0", "--only-summary", "--stop-timeout", "10", *extra]
 
 
-def run_locust(host: str, out: Path, *extra: str, timeout: float = 120, **kw) -> subprocess.CompletedProcess:
+def run_locust(host: str, out: Path, *extra: str, timeout: float = 120, env: dict[str, str] | None = None,
+               **kw) -> subprocess.CompletedProcess:
     return subprocess.run(locust_cmd(host, out, *extra, **kw), cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout)
+                          timeout=timeout, env=env)
 
 
 def read_run(out: Path) -> tuple[dict, list[dict], dict]:

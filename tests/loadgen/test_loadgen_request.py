@@ -100,3 +100,17 @@ def test_prefill_header_and_token_id_prompts(server):
     assert body["prompt"] == [5, 6, 7] and body["return_token_ids"] and body["ignore_eos"]
     assert server.served[0].path == "/v1/completions"
     assert StreamClient(server.url).send(PROMPT).prefill_s is None
+
+
+@pytest.mark.parametrize("script, reason", [
+    (Script(ttft=0.01, itl=0.002, tokens=5, keep_alive=True), None),  # chunked: ends at `0\r\n\r\n`
+    (Script(status=500, keep_alive=True), "http_500"),  # ends after Content-Length bytes
+], ids=["chunked", "content_length"])
+def test_a_server_that_keeps_the_connection_open_does_not_hold_the_request(server, script, reason):
+    """Issue 10: the read loop waited for the close, so a 21 ms stream took until the 3 s timeout."""
+    server.default = script
+    result = StreamClient(server.url, timeout=3).send(PROMPT)
+    assert result.reason == reason, result.error
+    assert result.elapsed_s < 0.5
+    if reason is None:
+        assert result.output_tokens == 5 and result.e2el_s < 0.5

@@ -9,11 +9,13 @@ import subprocess
 import pytest
 from prometheus_client import generate_latest
 
+from llm_dvfs.common import atomic_file
+from llm_dvfs.common.errors import UsageError
 from llm_dvfs.loadgen import results
 from llm_dvfs.loadgen.energy import EnergyWindow
 from llm_dvfs.loadgen.metrics import LoadgenMetrics, bind_address
 from llm_dvfs.loadgen.record import RunRecord
-from llm_dvfs.loadgen.request import RequestResult
+from llm_dvfs.loadgen.results import RequestResult
 
 INTERFACE_KEYS = {"start_time", "ttft_s", "itl_s", "e2el_s", "prompt_tokens", "output_tokens", "success", "error",
                   "prefill_s"}
@@ -41,13 +43,40 @@ def test_record_writes_a_consistent_pair(tmp_path):
     assert summary["total_output_tokens"] == sum(r["output_tokens"] for r in rows if r["success"])
     assert summary["errors"] == {"reset_mid_stream": 1} and summary["duration"] == 10.0
     assert summary["model_id"] == "m" and summary["output_tokens_source"] == {"usage": 2}
-    assert [r.to_json() for r in results.read_requests(tmp_path)] == rows
+    assert [r.to_json() for r in results.read_requests(tmp_path / results.REQUESTS)] == rows
     assert not list(tmp_path.glob(".*tmp"))  # no temporary files left behind
+
+
+def test_the_reader_ignores_unknown_keys_and_defaults_missing_ones(tmp_path):
+    path = tmp_path / results.REQUESTS
+    later = {**sample().to_json(), "start_time": 9.0, "phase_joules": 1.5}  # a key a later writer may add
+    older = {"start_time": 2.0, "success": True, "ttft_s": 0.1, "itl_s": [0.1], "e2el_s": 0.2,
+             "output_tokens": 2}  # written before elapsed_s existed
+    path.write_text(json.dumps(later) + "\n\n" + json.dumps(older) + "\n")
+    first, second = results.read_requests(path)  # sorted by start time
+    assert first.end_time == pytest.approx(2.2)  # without elapsed_s the request held its user until E2EL
+    assert first.tpot_s == pytest.approx(0.1) and first.prefill_s is None
+    assert second.to_json() == {**sample().to_json(), "start_time": 9.0}
+
+
+def test_a_torn_last_line_is_skipped_but_a_bad_middle_line_is_one_error(tmp_path):
+    good = json.dumps(sample().to_json())
+    path = tmp_path / results.REQUESTS
+    path.write_text(good + "\n" + good + "\n" + '{"start_ti')
+    assert len(results.read_requests(path)) == 2
+    path.write_text(good + "\nnot json\n" + good + "\n")
+    with pytest.raises(UsageError, match=":2: not a request record"):
+        results.read_requests(path)
+    path.write_text(good + "\n[1, 2]\n" + good + "\n")
+    with pytest.raises(UsageError, match=":2:"):
+        results.read_requests(path)
+    with pytest.raises(UsageError, match="cannot read"):
+        results.read_requests(tmp_path / "missing.jsonl")
 
 
 def test_a_failed_write_keeps_the_previous_file(tmp_path, monkeypatch):
     results.write(tmp_path, {"completed": 1}, [sample()])
-    monkeypatch.setattr(results.os, "replace", lambda *a: (_ for _ in ()).throw(OSError("disk full")))
+    monkeypatch.setattr(atomic_file.os, "replace", lambda *a: (_ for _ in ()).throw(OSError("disk full")))
     with pytest.raises(OSError):
         results.write(tmp_path, {"completed": 2}, [sample(), sample()])
     assert json.loads((tmp_path / "results.json").read_text()) == {"completed": 1}

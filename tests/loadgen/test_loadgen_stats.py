@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from llm_dvfs.common.errors import UsageError
-from llm_dvfs.loadgen.request import RequestResult
-from llm_dvfs.loadgen.stats import calculate_metrics, parse_goodput, percentile
+from llm_dvfs.loadgen.results import RequestResult
+from llm_dvfs.common.percentile import percentile
+from llm_dvfs.loadgen.stats import calculate_metrics, parse_goodput
 from llm_dvfs.loadgen.timing import TokenTiming
 
 VLLM_KEYS = ["duration", "completed", "failed", "total_input_tokens", "total_output_tokens", "request_throughput",

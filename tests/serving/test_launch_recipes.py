@@ -41,7 +41,8 @@ def test_p2p_nccl_matches_the_configuration_that_ran_on_two_h200s(tmp_path: Path
                                       "send_type": "PUT_ASYNC", "mem_pool_size_gb": "32"}}
     assert proxy.cmd[1:] == ["-m", "llm_dvfs.cli", "proxy", "--kv-protocol", "p2p-nccl",
                              "--prefill", "http://127.0.0.1:8100", "--decode", "http://127.0.0.1:8200",
-                             "--port", "8000", "--listen-address", "127.0.0.1", "--discovery-port", "30001"]
+                             "--port", "8000", "--listen-address", "127.0.0.1",
+                             "--discovery-address", "127.0.0.1", "--discovery-port", "30001"]
     assert [p.log_path for p in (proxy, prefill, decode)] == [tmp_path / f"{n}.log" for n in
                                                                ("proxy", "prefill", "decode")]
 

@@ -135,7 +135,12 @@ def test_authorization_is_passed_to_both_hops(pair):
     (["--decode", "http://127.0.0.1:8200"], "needs at least one --prefill"),
     (["--kv-protocol", "nccl"], "invalid choice"),
     (["--kv-protocol", "p2p-nccl", "--port", "30001"], "must differ"),
-    (["--prefill", "http://a:1", "--decode", "http://b:2", "--decode-timeout", "0"], "must be positive"),
+    (["--prefill", "http://a:1", "--decode", "http://b:2", "--decode-timeout", "0"], "must be a positive finite"),
+    (["--prefill", "http://a:1", "--decode", "http://b:2", "--decode-timeout", "nan"],
+     "--decode-timeout must be a positive finite number, got nan"),
+    (["--prefill", "http://a:1", "--decode", "http://b:2", "--prefill-timeout", "inf"], "got inf"),
+    (["--prefill", "http://a:1", "--decode", "http://b:2", "--connect-timeout", "-1"], "got -1"),
+    (["--kv-protocol", "p2p-nccl", "--instance-ttl", "nan"], "--instance-ttl must be a positive finite number"),
 ])
 def test_bad_options_exit_2_with_one_line(argv, message):
     run = subprocess.run([sys.executable, "-m", "llm_dvfs.cli", "proxy", *argv], capture_output=True, text=True,
@@ -147,3 +152,4 @@ def test_bad_options_exit_2_with_one_line(argv, message):
 def test_loopback_by_default():
     args = build_parser().parse_args(["--prefill", "http://127.0.0.1:1", "--decode", "http://127.0.0.1:2"])
     assert (args.listen_address, args.port, args.discovery_port) == ("127.0.0.1", 8000, 30001)
+    assert args.discovery_address == "127.0.0.1"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -13,22 +12,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.support import wait_until
+from tests.support import clean_copy, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 TRACE = ROOT / "tests" / "fixtures" / "analysis" / "synthetic-trace.csv"
-
-
-def _clean_copy(dest: Path) -> Path:
-    """The files a clone would have: tracked plus untracked-but-not-ignored (no .venv, no runs/)."""
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=ROOT,
-                           capture_output=True, check=True).stdout.decode().split("\0")
-    for name in filter(None, files):
-        src = ROOT / name
-        if src.is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / name)
-    return dest
 
 
 def _left_running(marker: str) -> list[str]:
@@ -43,7 +30,7 @@ def _left_running(marker: str) -> list[str]:
 @pytest.mark.vllm
 @pytest.mark.parametrize("replay", [False, True], ids=["this-machine", "replay"])
 def test_quick_start_runs_the_whole_flow_and_stops_what_it_started(tmp_path, replay):
-    tree = _clean_copy(tmp_path / "clone")
+    tree = clean_copy(tmp_path / "clone")
     assert not (tree / ".venv").exists()
     out = tmp_path / "out"
     env = {**os.environ, "QUICK": "1", "LLM_DVFS_VENV": str(ROOT / ".venv"), "LLM_DVFS_OUT": str(out),
@@ -67,7 +54,7 @@ def test_quick_start_runs_the_whole_flow_and_stops_what_it_started(tmp_path, rep
 
 @pytest.mark.vllm
 def test_ctrl_c_during_the_sweep_stops_everything_and_keeps_the_sweep(tmp_path):
-    tree = _clean_copy(tmp_path / "clone")
+    tree = clean_copy(tmp_path / "clone")
     out = tmp_path / "out"
     env = {**os.environ, "QUICK": "1", "LLM_DVFS_VENV": str(ROOT / ".venv"), "LLM_DVFS_OUT": str(out)}
     log = open(tmp_path / "stderr.txt", "w+")

@@ -24,6 +24,16 @@ def sweep(*args: str) -> subprocess.CompletedProcess:
     (["--host", "http://127.0.0.1:1", "--concurrency", "1", "--request-rate", "2"], "not allowed with"),
     (["--host", "http://127.0.0.1:1", "--concurrency", "1", "--steady", "0"], "--steady must be positive"),
     (["--host", "http://127.0.0.1:1", "--concurrency", "1"], "cannot list models"),
+    (["--host", "http://127.0.0.1:1", "--concurrency", "4", "--output-len", "0"], "--output-len must be positive"),
+    (["--host", "http://127.0.0.1:1", "--concurrency", "4", "--output-len", "1,64,1"],
+     "--output-len lists a value twice"),
+    (["--host", "http://127.0.0.1:1", "--concurrency", "4", "--input-len", "512,x"], "--input-len must be comma-sep"),
+    (["--host", "http://127.0.0.1:1", "--concurrency", "4", "--workload", "prefill", "--output-len", "5"],
+     "--workload prefill sends max_tokens 1"),
+    (["--host", "http://127.0.0.1:1", "--concurrency", "4", "--workload", "decode", "--input-len", "512"],
+     "--workload decode sends a short prompt"),
+    (["--host", "http://127.0.0.1:1", "--concurrency", "4", "--workload", "both"], "--workload"),
+    (["--host", "http://127.0.0.1:1", "--concurrency", "4", "--idle", "-1"], "--idle must not be negative"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
     result = sweep(*args, "--run-dir", str(tmp_path / "run"))

@@ -15,16 +15,18 @@ import pytest
 import requests as http
 
 from llm_dvfs.analysis.energy import integrated_energy
-from llm_dvfs.analysis.requests import read_requests
 from llm_dvfs.analysis.samples import read_samples
-from llm_dvfs.analysis.stats import percentile
+from llm_dvfs.loadgen.results import read_requests
+from llm_dvfs.common.percentile import percentile
 from tests.support import free_port, metric_sum, scrape, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 TRACE = ROOT / "tests" / "fixtures" / "analysis" / "synthetic-trace.csv"
 LEVEL_KEYS = {"concurrency", "duration_s", "completed", "output_tokens", "output_throughput", "energy_joules",
               "energy_joules_by_gpu", "joules_per_output_token", "avg_watts", "ttft_ms_p50", "ttft_ms_p99",
-              "itl_ms_p50", "itl_ms_p99", "tpot_ms_p50"}
+              "itl_ms_p50", "itl_ms_p99", "tpot_ms_p50",
+              # the phase figures (issue 12): the level's request shape and its prefill/decode attribution
+              "workload", "input_len", "output_len", "directory", "phases"}
 
 
 def sweep_cmd(url: str, run_dir: Path, tokenizer: Path, concurrency: str, steady: float) -> list[str]:
@@ -44,7 +46,8 @@ def test_sweep_writes_steady_state_figures_that_match_the_server(vllm_server, ti
     after = scrape(f"{vllm_server.url}/metrics")
 
     sweep = json.loads((run_dir / "sweep.json").read_text())
-    assert set(sweep) == {"device", "gpu_count", "model", "input_len", "output_len", "mode", "levels"}
+    assert set(sweep) == {"device", "gpu_count", "model", "input_len", "output_len", "mode", "levels", "workload",
+                          "input_lens", "output_lens", "idle_s", "phases", "differential"}
     assert (sweep["device"], sweep["gpu_count"], sweep["model"], sweep["mode"]) == \
         ("replay of synthetic-trace", 2, "tiny", "single")
     assert [lv["concurrency"] for lv in sweep["levels"]] == [1, 4]
@@ -86,7 +89,7 @@ def test_sweep_writes_steady_state_figures_that_match_the_server(vllm_server, ti
         # ITL is taken over the requests started in the window and adds up to each one's E2EL − TTFT. Its size is not
         # asserted: when a starved client reads a whole 20 ms stream in one recv, every gap is truly 0 (a CI run saw
         # p99 = 0 at concurrency 4); tests/loadgen checks the timing itself against a scripted server.
-        started = [r for r in requests if steady["window_start"] <= r.start < steady["window_end"]]
+        started = [r for r in requests if steady["window_start"] <= r.start_time < steady["window_end"]]
         assert started and all(sum(r.itl_s) == pytest.approx(r.e2el_s - r.ttft_s, abs=1e-6) for r in started)
         gaps = [x * 1000 for r in started for x in r.itl_s]
         assert level["itl_ms_p50"] == pytest.approx(percentile(gaps, 50), abs=1e-9)

@@ -9,11 +9,13 @@ from typing import Sequence
 
 from llm_dvfs.commands.dashboards.generate import (DEFAULT_GRAFANA_DASHBOARDS_PATH, DEFAULT_PROMETHEUS_URL, dashboard_files,
                                           provisioning_files)
+from llm_dvfs.common.atomic_file import atomic_write_text
+from llm_dvfs.common.cli_args import UsageErrorParser
 from llm_dvfs.common.errors import UsageError
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="llm-dvfs dashboards", description=__doc__)
+    p = UsageErrorParser(prog="llm-dvfs dashboards", description=__doc__)
     p.add_argument("--out", type=Path, default=Path("grafana/dashboards"),
                    help="directory for the dashboard JSON (default: grafana/dashboards)")
     p.add_argument("--provisioning", type=Path, default=Path("grafana/provisioning"),
@@ -55,7 +57,7 @@ def main(argv: Sequence[str]) -> int:
     try:
         for path, text in wanted.items():
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8")
+            atomic_write_text(path, text)
     except OSError as exc:
         raise UsageError(f"cannot write {exc.filename}: {exc.strerror}") from exc
     print(f"wrote {len(wanted)} files under {args.out} and {args.provisioning}")

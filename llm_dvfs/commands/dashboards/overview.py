@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from grafanalib.core import Dashboard
 
+from llm_dvfs.commands.dashboards import one_gpu_phases
 from llm_dvfs.commands.dashboards.layout import arrange
 from llm_dvfs.commands.dashboards.panels import bucket_heatmap, quantiles, stat, timeseries
 from llm_dvfs.commands.dashboards.variables import GPU, INSTANCE, load_test_annotations, templating
@@ -99,6 +100,7 @@ def build() -> Dashboard:
         title="LLM energy overview", uid=UID, tags=["llm-dvfs"], timezone="browser", refresh="5s", schemaVersion=39,
         description="GPU power and energy next to LLM load and latency (llm-dvfs).",
         templating=templating(), annotations=load_test_annotations(),
-        panels=arrange([("Power", power), ("Energy per unit of work", energy), ("Load", load),
+        panels=arrange([("Power", power), ("Energy per unit of work", energy),
+                        ("Prefill vs decode on one GPU", one_gpu_phases.panels()), ("Load", load),
                         ("Latency (client vs vLLM)", latency), ("GPU state", gpu_state)]),
     ).auto_panel_ids()

@@ -5,11 +5,10 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-import requests
 
 from llm_dvfs.common.errors import UsageError
 from llm_dvfs.commands.sweep.children import Child
-from llm_dvfs.commands.sweep.exporter_metrics import Device, devices, fetch, parse
+from llm_dvfs.exporter.scrape import DeviceReading, ScrapeError, fetch
 
 
 class ExporterChild:
@@ -25,7 +24,7 @@ class ExporterChild:
                "--output", str(csv_path), "--port", str(self.port), "--listen-address", "127.0.0.1"]
         return cmd + (["--gpu-ids", self.gpu_ids] if self.gpu_ids else [])
 
-    def start(self, level_dir: Path, timeout: float = 60.0) -> list[Device]:
+    def start(self, level_dir: Path, timeout: float = 60.0) -> list[DeviceReading]:
         """Start recording into `level_dir/samples.csv`; return the devices once /metrics lists them."""
         self.child = Child(self.command(level_dir / "samples.csv"), level_dir / "exporter.log").start()
         deadline = time.monotonic() + timeout
@@ -34,10 +33,10 @@ class ExporterChild:
                 raise UsageError(f"the exporter exited with status {self.child.returncode}: "
                                  f"{self.child.log_tail(1) or 'see ' + str(self.child.log_path)}")
             try:
-                found = devices(parse(fetch(self.url, timeout=2)))
+                found = list(fetch(self.url, timeout=2).devices)
                 if found:
                     return found
-            except (requests.RequestException, ValueError):
+            except ScrapeError:
                 pass
             time.sleep(0.2)
         self.stop()

@@ -7,23 +7,26 @@ figures of the one it was in (over whatever steady window that level reached).
 from __future__ import annotations
 
 import json
-import os
 import socket
 import time
 from pathlib import Path
 from typing import Protocol
 
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from llm_dvfs.analysis.energy import COUNTER
 from llm_dvfs.analysis.level import read_level
+from llm_dvfs.analysis.phases import LevelPhases, differential_fits, overall, read_level_phases
+from llm_dvfs.common.atomic_file import atomic_write_text
 from llm_dvfs.common.errors import UsageError
 from llm_dvfs.commands.sweep.children import Child
-from llm_dvfs.commands.sweep.exporter_metrics import Device, device_name, parse
 from llm_dvfs.commands.sweep.levels import Level, Load, locust_command, run_time_s
+from llm_dvfs.exporter.scrape import DeviceReading
+from llm_dvfs.loadgen.server_metrics import save_snapshot
 
 
 class Recording(Protocol):
@@ -31,7 +34,7 @@ class Recording(Protocol):
 
     url: str
 
-    def start(self, level_dir: Path) -> list[Device]: ...
+    def start(self, level_dir: Path) -> list[DeviceReading]: ...
 
     def stop(self) -> None: ...
 
@@ -44,27 +47,37 @@ def free_port() -> int:
 
 def write_json(path: Path, data: dict) -> None:
     """Write atomically: a reader (or a crash) never sees half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(data, indent=2) + "\n")
 
 
 def _completed(metrics_port: int) -> int | None:
     """Requests the running Locust has finished, from its own /metrics; None while it isn't serving yet."""
     try:
-        samples = parse(requests.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=0.5).text)
+        text = requests.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=0.5).text
+        return int(sum(s.value for family in text_string_to_metric_families(text) for s in family.samples
+                       if s.name == "llm_requests_total"))
     except (requests.RequestException, ValueError):
         return None
-    return int(sum(v for (name, _), v in samples.items() if name == "llm_requests_total"))
+
+
+def device_name(found: list[DeviceReading]) -> str:
+    """One name for sweep.json: the model name, or the distinct names joined when GPUs differ."""
+    names = list(dict.fromkeys(d.name for d in found))
+    return " + ".join(names) if names else "unknown"
 
 
 class SweepRunner:
     def __init__(self, run_dir: Path, load: Load, levels: list[Level], recording: Recording,
-                 console: Console | None = None) -> None:
+                 console: Console | None = None, snapshots: dict[str, str] | None = None) -> None:
         self.run_dir, self.load, self.levels, self.recording = run_dir, load, levels, recording
+        self.snapshots = snapshots or {}  # role -> /metrics URL, saved before, halfway through and after each level
         self.console = console or Console(stderr=True)
         self.result: dict = {"device": "unknown", "gpu_count": 0, "model": load.model, "input_len": load.input_len,
-                             "output_len": load.output_len, "mode": load.mode, "levels": []}
+                             "output_len": load.output_len, "mode": load.mode, "workload": load.workload,
+                             "input_lens": sorted({lv.lengths(load)[0] for lv in levels}),
+                             "output_lens": sorted({lv.lengths(load)[1] for lv in levels}),
+                             "idle_s": load.idle_s, "levels": []}
+        self._phases: list[LevelPhases] = []
 
     def run(self) -> dict:
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -87,6 +100,8 @@ class SweepRunner:
         level_dir = self.run_dir / level.name
         level_dir.mkdir(parents=True, exist_ok=True)
         found = self.recording.start(level_dir)
+        progress.update(task, info=f"idle power, {self.load.idle_s:g} s")
+        time.sleep(self.load.idle_s)  # samples before any request: this level's idle power
         locust: Child | None = None
         try:
             gpus = all(d.kind == "gpu" for d in found)  # else the host backend's CPU packages: no GPU here
@@ -96,8 +111,10 @@ class SweepRunner:
                 write_json(self.run_dir / "sweep.json", self.result)
             metrics_port = free_port()
             cmd = locust_command(self.load, level, level_dir, metrics_port, self.recording.url if gpus else None)
+            self._snapshot(level_dir, "before")
             locust = Child(cmd, level_dir / "locust.log").start()
             started = time.monotonic()
+            halfway: float | None = self.load.warmup_s + self.load.steady_s / 2
             limit = run_time_s(self.load) + self.load.stop_timeout_s + 60
             while locust.running():
                 elapsed = time.monotonic() - started
@@ -107,6 +124,9 @@ class SweepRunner:
                 done = _completed(metrics_port)
                 phase = "warm-up" if elapsed < self.load.warmup_s else \
                     "steady" if elapsed < run_time_s(self.load) else "draining"
+                if halfway is not None and elapsed >= halfway:
+                    self._snapshot(level_dir, "steady")
+                    halfway = None
                 progress.update(task, completed=min(elapsed, run_time_s(self.load)),
                                 info=f"{phase}, {done if done is not None else '-'} requests done")
                 time.sleep(0.5)
@@ -115,9 +135,16 @@ class SweepRunner:
             if locust is not None:
                 locust.stop()
             self.recording.stop()
+            if locust is not None:
+                self._snapshot(level_dir, "after")
         if not (level_dir / "requests.jsonl").exists():
             raise UsageError(f"{level.label}: Locust wrote no requests.jsonl (exit {locust.returncode}); "
                              f"see {level_dir / 'locust.log'}: {locust.log_tail(1)}")
+
+    def _snapshot(self, level_dir: Path, moment: str) -> None:
+        for role, url in self.snapshots.items():
+            if not save_snapshot(level_dir, role, moment, url):
+                self.console.print(f"[yellow]{level_dir.name}: {url} did not answer; no {role} {moment} snapshot")
 
     def _summarize(self, level: Level) -> None:
         """Add the level's figures to sweep.json (also for a level cut short, as far as it got)."""
@@ -128,6 +155,14 @@ class SweepRunner:
         entry = dict(figures.entry)
         if level.request_rate is not None:
             entry["request_rate"] = level.request_rate
+        input_len, output_len = level.lengths(self.load)
+        phases = read_level_phases(level_dir, level.label, figures.window, level.concurrency, self.load.workload,
+                                   input_len, output_len)
+        self._phases.append(phases)
+        entry |= {"workload": self.load.workload, "input_len": input_len, "output_len": output_len,
+                  "directory": level.name, "phases": phases.to_json()}
+        self.result["phases"] = overall(self._phases)
+        self.result["differential"] = differential_fits(self._phases)
         write_json(level_dir / "steady.json", figures.details())
         for gpu, energy in figures.energy.items():
             if energy.source != COUNTER:

@@ -5,16 +5,15 @@ from __future__ import annotations
 import requests
 
 from llm_dvfs.common.errors import UsageError
+from llm_dvfs.loadgen.served_model import models_url, served_model
 
 
-def served_model(host: str) -> str:
-    """The first model id of `/v1/models`, as the load generator picks it by default."""
-    try:
-        response = requests.get(f"{host}/v1/models", timeout=10)
-        response.raise_for_status()
-        return response.json()["data"][0]["id"]
-    except (requests.RequestException, ValueError, KeyError, IndexError) as exc:
-        raise UsageError(f"cannot list models at {host}/v1/models: {exc}") from None
+def model_id(host: str) -> str:
+    """The first model id of `/v1/models`, looked up as the load generator looks it up by default."""
+    served = served_model(host, timeout=10)
+    if served is None:
+        raise UsageError(f"cannot list models at {models_url(host)}: no OpenAI-compatible answer (is the server up?)")
+    return served.id
 
 
 def detect_mode(host: str) -> str:
