@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Sequence
 
 from llm_dvfs.common.errors import UsageError
 from llm_dvfs.common.percentile import percentile
@@ -18,8 +18,8 @@ METRICS = ("ttft", "tpot", "itl", "e2el")
 GOODPUT_KEYS = ("ttft", "tpot", "e2el")
 
 
-def parse_goodput(items: Iterable[str]) -> dict[str, float]:
-    """`["ttft:500", "tpot:50"]` → {"ttft": 500.0, "tpot": 50.0} (milliseconds)."""
+def parse_goodput(items: Iterable[str], keys: Sequence[str] = GOODPUT_KEYS) -> dict[str, float]:
+    """`["ttft:500", "tpot:50"]` → {"ttft": 500.0, "tpot": 50.0} (milliseconds); `keys` are the SLOs allowed."""
     slos: dict[str, float] = {}
     for item in items:
         key, _, value = item.partition(":")
@@ -27,8 +27,8 @@ def parse_goodput(items: Iterable[str]) -> dict[str, float]:
             ms = float(value)
         except ValueError:
             ms = -1.0
-        if key not in GOODPUT_KEYS or not ms > 0:
-            raise UsageError(f"--goodput {item!r}: expected KEY:MS with KEY in {', '.join(GOODPUT_KEYS)} and MS > 0")
+        if key not in keys or not ms > 0:
+            raise UsageError(f"--goodput {item!r}: expected KEY:MS with KEY in {', '.join(keys)} and MS > 0")
         slos[key] = ms
     return slos
 

@@ -11,6 +11,7 @@ from typing import Sequence
 from llm_dvfs.commands.dvfs.backends import NAMES
 from llm_dvfs.commands.dvfs.plan import Request
 from llm_dvfs.common.errors import UsageError
+from llm_dvfs.loadgen.stats import parse_goodput
 
 KNOB_OPTIONS = {"sm_clock": "sm-clocks", "memory_clock": "memory-clocks", "power_limit": "power-limits"}
 GROUPS = ("all", "prefill", "decode")
@@ -74,17 +75,7 @@ def _indices(text: str, option: str) -> list[int]:
 
 
 def _slos(items: Sequence[str] | None) -> dict[str, float]:
-    slos = {}
-    for item in items or ():
-        key, _, value = item.partition(":")
-        try:
-            ms = float(value)
-        except ValueError:
-            ms = -1.0
-        if key not in SLO_KEYS or not ms > 0:
-            raise UsageError(f"--goodput {item!r}: expected KEY:MS with KEY in {', '.join(SLO_KEYS)} and MS > 0")
-        slos[key] = ms
-    return slos
+    return parse_goodput(items or (), SLO_KEYS)
 
 
 def parse(args: argparse.Namespace) -> DvfsOptions | None:
