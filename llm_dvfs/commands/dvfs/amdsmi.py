@@ -17,6 +17,8 @@ from llm_dvfs.commands.dvfs.control import (
     NoPermissionError,
     NotSupportedError,
 )
+from llm_dvfs.exporter.backends import amdsmi as amdsmi_backend
+from llm_dvfs.exporter.backends.base import BackendUnavailableError
 
 T = TypeVar("T")
 _NOT_SUPPORTED = 2  # amdsmi_status_t
@@ -25,11 +27,11 @@ NVIDIA_ONLY = "locking clocks is NVIDIA-only in llm-dvfs"
 
 
 def load_amdsmi() -> ModuleType:
+    """The exporter's loader, its error said as a settings error."""
     try:
-        import amdsmi
-    except Exception as exc:  # noqa: BLE001 - amdsmi raises KeyError, not ImportError, without libamd_smi
-        raise ControlError(f"amdsmi is not usable here ({type(exc).__name__}: {exc})") from None
-    return amdsmi
+        return amdsmi_backend.load_amdsmi()
+    except BackendUnavailableError as exc:
+        raise ControlError(f"AMD settings: {exc}") from None
 
 
 class AmdSmiControl:

@@ -21,6 +21,8 @@ from llm_dvfs.commands.dvfs.control import (
     NoPermissionError,
     NotSupportedError,
 )
+from llm_dvfs.exporter.backends import nvml as nvml_backend
+from llm_dvfs.exporter.backends.base import BackendUnavailableError
 
 T = TypeVar("T")
 NEEDS = "changing GPU clocks and power limits needs root (run the sweep as root, e.g. with sudo)"
@@ -31,11 +33,11 @@ def _text(value: str | bytes) -> str:
 
 
 def load_pynvml() -> ModuleType:
+    """The exporter's loader, its error said as a settings error."""
     try:
-        import pynvml
-    except ImportError as exc:
-        raise ControlError("NVIDIA settings need nvidia-ml-py (pip install 'llm-dvfs[nvidia]')") from exc
-    return pynvml
+        return nvml_backend.load_pynvml()
+    except BackendUnavailableError as exc:
+        raise ControlError(f"NVIDIA settings: {exc}") from None
 
 
 class NvmlControl:
