@@ -3,6 +3,7 @@ energy against the hardware counter.
 
     python benchmarks/exporter_bench.py --fake-devices 8 --json bench-fake8.json   # FakeNvml at the NVML boundary
     python benchmarks/exporter_bench.py --fake-devices 8 --fake-costs h200          # ... each call costing an H200's
+    python benchmarks/exporter_bench.py --fake-devices 8 --fake-load square         # ... 100 W / 700 W, 2 s each
     python benchmarks/exporter_bench.py --backend nvml --json bench-nvml.json      # the real GPUs
 
 Targets (issue 16): 8 GPUs at 100 ms under 1% of one core, jitter p99 under 5 ms, scrape p99 under 10 ms, every
@@ -11,6 +12,15 @@ Targets (issue 16): 8 GPUs at 100 ms under 1% of one core, jitter p99 under 5 ms
 Phase 1 samples without scrapes (CPU, tick duration, jitter, driver samples per second per GPU, energy against
 each GPU's counter, which a thread of the benchmark reads every --energy-check-every seconds, its CPU time kept out
 of the exporter's); phase 2 adds back-to-back scrapes (latency, jitter under scrapes).
+
+The energy reference is the counter dated at its step. Measured on an H200 (driver 580), the counter changes in
+steps about every 100 ms and holds its value in between; dated at its step instant it equals the integral of the
+driver's 20 ms power samples to within 0.1%, but a value read at a random moment is 0-130 ms stale, up to ~90 J at
+700 W (~0.5% of a 20 s window under a square load: the reference's error, not the exporter's). So each check reads
+every GPU's counter back to back until the value changes and dates the new value between the last read that
+returned the old one and the first that returned the new one (the half-gap is its dating uncertainty, reported);
+a counter that changes on every read (continuous) is read once, dated at the read's midpoint. Fake GPUs
+(--fake-counter-step, default 0.1 s: the H200's) step the same way.
 """
 
 from __future__ import annotations
@@ -21,6 +31,7 @@ import platform
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -51,18 +62,38 @@ def percentile_ms(values_s: Sequence[float], q: float) -> float:
     return float("nan") if value is None else value * 1000.0
 
 
-def fake_backend(n: int, cadence: ReadCadence, costs: str | None) -> tuple[Backend, Counter]:
-    """N free-running FakeNvml GPUs at 300 W, each call costing what it costs on the named GPU (or nothing), and
-    their energy counters read straight from the fake (at no cost)."""
-    from llm_dvfs.exporter.backends.nvml import NvmlBackend
-    from tests.exporter.fake_nvml import COST_PRESETS, FakeGpu, FakeNvml
+FAKE_LOADS = ("constant", "square")
 
-    gpus = [FakeGpu(uuid=f"GPU-fake-{i}", power_mw=300_000, live=True) for i in range(n)]
+
+def fake_gpus(n: int, load: str = "constant", counter_step_s: float = 0.0) -> list[Any]:
+    """N free-running FakeGpus: at 300 W ("constant") or 100 W / 700 W for 2 s each ("square", high first: the
+    2 s on / 2 s off matmuls of benchmarks/gpu/exporter_h200.sh), their counters stepping every `counter_step_s`
+    (0: continuous), each GPU's steps at a different phase."""
+    from tests.exporter.fake_nvml import FakeGpu, SquareWave
+
+    profile = SquareWave(low_mw=100_000, high_mw=700_000, period_s=4.0) if load == "square" else None
+    return [FakeGpu(uuid=f"GPU-fake-{i}", power_mw=300_000, live=True, profile=profile,
+                    counter_step_s=counter_step_s, counter_phase_s=counter_step_s * i / n) for i in range(n)]
+
+
+def fake_counter(gpus: Sequence[Any]) -> Counter:
+    """What each fake GPU's energy counter reports now (stepped as the fake steps it), read straight from the
+    fake at no modelled cost."""
+    return lambda index: gpus[index].counter_mj(time.time()) / 1000.0
+
+
+def fake_backend(n: int, cadence: ReadCadence, costs: str | None, load: str = "constant",
+                 counter_step_s: float = 0.0) -> tuple[Backend, Counter]:
+    """N free-running FakeNvml GPUs (`fake_gpus`), each call costing what it costs on the named GPU (or nothing),
+    and their energy counters (`fake_counter`)."""
+    from llm_dvfs.exporter.backends.nvml import NvmlBackend
+    from tests.exporter.fake_nvml import COST_PRESETS, FakeNvml
+
+    gpus = fake_gpus(n, load, counter_step_s)
     backend = NvmlBackend(nvml=FakeNvml(gpus, costs=COST_PRESETS[costs] if costs else None),
                           energy_interval=cadence.energy_interval, buffer_interval=cadence.buffer_interval,
                           slow_interval=cadence.slow_interval)
-    return backend, lambda index: (gpus[index].energy_mj + gpus[index].power_mw * (time.time() -
-                                                                                 gpus[index].live_since)) / 1000.0
+    return backend, fake_counter(gpus)
 
 
 def nvml_counter() -> Counter:
@@ -79,16 +110,31 @@ def nvml_counter() -> Counter:
     return read
 
 
+@dataclass(frozen=True)
+class DatedRead:
+    """One counter value and the Unix time it is dated at; `uncertainty` is half the interval that time lies in
+    (None: no step seen before giving up, the value dated at its read's midpoint and possibly stale)."""
+
+    at: float
+    value: float
+    uncertainty: float | None
+
+
 class EnergyCheck:
     """Reads every GPU's counter every `every` seconds in a thread of its own, so that those reads (milliseconds of
-    busy-waiting each on a real GPU, eight in a row on an 8-GPU host) delay no tick and their CPU time (`cpu_s`)
-    can be kept out of the exporter's; each read is paired with the exporter's energy at its midpoint, interpolated
-    between that device's reads in the ticks around it."""
+    busy-waiting each on a real GPU, eight GPUs in a row) delay no tick and their CPU time (`cpu_s`) can be kept
+    out of the exporter's. Each value is dated at the counter's step (`read_dated`) and paired with the exporter's
+    energy at that time, interpolated between that device's reads in the ticks around it."""
 
-    def __init__(self, counter: Counter, every: float) -> None:
+    def __init__(self, counter: Counter, every: float, give_up_s: float = 0.3, pause_s: float = 0.0005) -> None:
+        """`give_up_s`: how long to wait for a step before dating the last read at its midpoint; `pause_s`: a sleep
+        between reads (it lets other threads run and widens the dating interval by as much)."""
         self._counter, self._every = counter, every
+        self._give_up_s, self._pause_s = give_up_s, pause_s
         self._snapshots: list[Snapshot] = []  # every tick from the first: the first read needs a tick before it
-        self._reads: list[dict[int, tuple[float, float]]] = []  # per round: {gpu: (Unix time, counter J)}
+        self.rounds: list[dict[int, DatedRead]] = []  # per round: {gpu: its dated read}
+        self.continuous: dict[int, bool] = {}  # gpu -> its counter changes on every read (found on its first read)
+        self.fallbacks = 0  # reads that saw no step within give_up_s
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.cpu_s = 0.0  # CPU time of the counter reads
@@ -102,15 +148,42 @@ class EnergyCheck:
 
     def _run(self, indices: list[int]) -> None:
         while True:
-            cpu0, reads = time.thread_time(), {}
-            for index in indices:
-                t0 = time.time()
-                value = self._counter(index)
-                reads[index] = ((t0 + time.time()) / 2.0, value)
-            self._reads.append(reads)
+            started, cpu0 = time.monotonic(), time.thread_time()
+            self.rounds.append({index: self.read_dated(index) for index in indices})
             self.cpu_s += time.thread_time() - cpu0
-            if self._stop.wait(self._every):
+            if self._stop.wait(max(0.0, started + self._every - time.monotonic())):
                 return
+
+    def read_dated(self, index: int) -> DatedRead:
+        """GPU `index`'s counter dated at its step: read back to back until the value changes, and date the new
+        value at the middle of the interval from the end of the last read of the old value to the end of the first
+        read of the new one. A counter found continuous (it changed again on the very next read) is read once."""
+        if self.continuous.get(index):
+            t0 = time.time()
+            value = self._counter(index)
+            t1 = time.time()
+            return DatedRead((t0 + t1) / 2, value, (t1 - t0) / 2)
+        old, old_end = self._counter(index), time.time()
+        give_up = old_end + self._give_up_s
+        while True:
+            self._pause()
+            t0 = time.time()
+            value = self._counter(index)
+            end = time.time()
+            if value != old:
+                break
+            if end > give_up:
+                self.fallbacks += 1
+                return DatedRead((t0 + end) / 2, value, None)
+            old_end = end
+        if index not in self.continuous:
+            self._pause()
+            self.continuous[index] = self._counter(index) != value
+        return DatedRead((old_end + end) / 2, value, (end - old_end) / 2)
+
+    def _pause(self) -> None:
+        if self._pause_s:
+            time.sleep(self._pause_s)
 
     def stop_reading(self) -> None:
         """No more counter reads (the ticks after the last one are still collected, to interpolate it)."""
@@ -118,17 +191,21 @@ class EnergyCheck:
         if self._thread is not None:
             self._thread.join()
 
+    def uncertainties(self) -> list[float]:
+        """The dating uncertainty of every read dated at a step or continuous read (seconds)."""
+        return [r.uncertainty for reads in self.rounds for r in reads.values() if r.uncertainty is not None]
+
     def points(self) -> list[tuple[float, dict[int, tuple[float, float]]]]:
         """(time of the round, {gpu: (exported J, counter J)}) for every round with ticks on both sides."""
         out = []
-        for reads in self._reads:
+        for reads in self.rounds:
             pairs = {}
-            for gpu, (at, value) in reads.items():
-                around = _ticks_around(self._snapshots, gpu, at)
+            for gpu, read in reads.items():
+                around = _ticks_around(self._snapshots, gpu, read.at)
                 if around is not None:
-                    pairs[gpu] = (_energy_at(at, *around), value)
+                    pairs[gpu] = (_energy_at(read.at, *around), read.value)
             if pairs:
-                out.append((min(at for at, _ in reads.values()), pairs))
+                out.append((min(read.at for read in reads.values()), pairs))
         return out
 
 
@@ -175,20 +252,6 @@ def energy_errors(points: Sequence[tuple[float, dict[int, tuple[float, float]]]]
     return [e for gpu_errors in energy_errors_by_gpu(points, window).values() for e in gpu_errors]
 
 
-class TimedSampler(Sampler):
-    """The exporter's sampler with each tick's duration kept (its own statistics keep only a histogram)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.durations: list[float] = []
-
-    def tick(self, deadline: float | None = None) -> Snapshot:
-        started = time.monotonic()
-        snapshot = super().tick(deadline)
-        self.durations.append(time.monotonic() - started)
-        return snapshot
-
-
 def _histogram_counts(store: Store) -> dict[int, int]:
     return {d.info.index: d.power_histogram.count for d in store.snapshot().devices}
 
@@ -197,7 +260,7 @@ def measure(backend: Backend, interval: float, duration: float, scrapes: int, co
             check_every: float = 5.0) -> dict:
     sys.setswitchinterval(0.001)  # as `llm-dvfs exporter` does
     store = Store(backend.devices())
-    sampler = TimedSampler(backend, store, interval=interval)
+    sampler = Sampler(backend, store, interval=interval)
     check = EnergyCheck(counter, check_every) if counter is not None else None
     if check is not None:
         sampler.subscribe(check)
@@ -208,7 +271,7 @@ def measure(backend: Backend, interval: float, duration: float, scrapes: int, co
         sampler.start()
         time.sleep(1.0)  # warm up: first reads, first counter anchors
         cpu0, wall0, lat0 = time.process_time(), time.monotonic(), len(sampler.lateness())
-        ticks0 = len(sampler.durations)
+        ticks0 = len(sampler.tick_durations())
         if check is not None:
             check.start([d.index for d in store.devices])
         samples0 = _histogram_counts(store)
@@ -220,7 +283,7 @@ def measure(backend: Backend, interval: float, duration: float, scrapes: int, co
         cpu = (time.process_time() - cpu0 - checker_cpu) / elapsed
         samples = {i: (n - samples0[i]) / elapsed for i, n in _histogram_counts(store).items()}
         quiet = sampler.lateness()[lat0:]
-        durations = sampler.durations[ticks0:]
+        durations = sampler.tick_durations()[ticks0:]
         if check is not None:
             time.sleep(2 * interval)  # a tick after the last counter read, to interpolate at it
         latencies = []
@@ -247,6 +310,12 @@ def measure(backend: Backend, interval: float, duration: float, scrapes: int, co
             energy[f"energy_windows_{window:g}s"] = len(errors)
             energy[f"energy_error_pct_max_abs_{window:g}s_per_gpu"] = {
                 str(g): max(map(abs, e)) for g, e in sorted(by_gpu.items())}
+        uncertainties = check.uncertainties()
+        energy["energy_reference"] = "counter, step-dated"
+        energy["energy_check_dating_uncertainty_ms_median"] = percentile_ms(uncertainties, 50)
+        energy["energy_check_dating_uncertainty_ms_max"] = max(uncertainties) * ms if uncertainties else float("nan")
+        energy["energy_check_fallbacks"] = check.fallbacks
+        energy["energy_check_continuous_counters"] = sum(check.continuous.values())
         energy["energy_check_cpu_s"] = checker_cpu
         energy["energy_check_points"] = [[t, {str(g): list(v) for g, v in p.items()}] for t, p in points]
     return {
@@ -293,6 +362,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     group.add_argument("--backend", help="a real backend: nvml, amdsmi, smi-cli, host, replay:PATH")
     group.add_argument("--summarize", type=Path, metavar="DIR", help="only summarize the result JSONs in DIR")
     p.add_argument("--fake-costs", choices=["h100", "h200"], help="FakeNvml calls busy-wait as long as that GPU's do")
+    p.add_argument("--fake-load", choices=FAKE_LOADS, default="constant",
+                   help="fake GPUs' power: constant 300 W, or square: 100 W / 700 W for 2 s each (default constant)")
+    p.add_argument("--fake-counter-step", type=float, default=0.1, metavar="SECONDS",
+                   help="fake GPUs' energy counter changes every SECONDS (default 0.1, the H200's; 0 = continuous)")
     p.add_argument("--interval", type=float, default=0.1)
     p.add_argument("--energy-interval", type=float, default=DEFAULT_ENERGY_INTERVAL_S,
                    help=f"seconds between energy-counter reads (default {DEFAULT_ENERGY_INTERVAL_S:g}, the exporter's)")
@@ -305,13 +378,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--scrapes", type=int, default=300, help="back-to-back scrapes afterwards")
     p.add_argument("--json", type=Path, help="write the results here")
     args = p.parse_args(argv)
+    if args.fake_counter_step < 0:
+        p.error("--fake-counter-step must be 0 or more seconds")
     if args.summarize:
         summarize(args.summarize)
         return 0
     try:
         cadence = ReadCadence.for_tick(args.interval, args.energy_interval, args.buffer_interval)
         if args.fake_devices:
-            backend, counter = fake_backend(args.fake_devices, cadence, args.fake_costs)
+            backend, counter = fake_backend(args.fake_devices, cadence, args.fake_costs, args.fake_load,
+                                            args.fake_counter_step)
         else:
             backend = create_backend(args.backend, cadence=cadence)
             counter = nvml_counter() if args.backend == "nvml" else None
@@ -319,7 +395,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"exporter_bench: {exc}", file=sys.stderr)
         return 2
     label = f"fake-nvml x{args.fake_devices}" if args.fake_devices else args.backend
+    fake = bool(args.fake_devices)
     result = {"label": args.label, "backend": label, "fake_costs": args.fake_costs or "none",
+              "fake_load": args.fake_load if fake else "none",
+              "fake_counter_step_s": args.fake_counter_step if fake else None,
               "energy_interval_s": args.energy_interval, "buffer_interval_s": args.buffer_interval,
               "host": platform.node(), "python": platform.python_version(),
               **measure(backend, args.interval, args.duration, args.scrapes, counter, args.energy_check_every)}

@@ -218,6 +218,20 @@ def torch_matmul_load(gpu_id: int, size: int) -> Callable[[threading.Event], Non
     return load
 
 
+def square_load(gpu_id: int, on_s: float, off_s: float, stop: threading.Event) -> None:
+    """Matmuls on GPU `gpu_id` for `on_s`, idle for `off_s`, again and again until `stop` is set: the harshest
+    load for an energy estimate (power steps between ~100 W and the 700 W limit)."""
+    step = torch_matmul_load(gpu_id, 8192)
+    while not stop.is_set():
+        burst = threading.Event()
+        worker = threading.Thread(target=step, args=(burst,))
+        worker.start()
+        stop.wait(on_s)
+        burst.set()
+        worker.join()
+        stop.wait(off_s)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--gpu-id", type=int, default=0)

@@ -104,9 +104,9 @@ class ExporterCollector(Collector):
     @staticmethod
     def _energy(f: _Families, state: DeviceState, key: list[str]) -> None:
         f.family("energy_joules", lambda name: CounterMetricFamily(
-            name, "Energy since the exporter started; gpu_info energy_source says how: counter = hardware counter "
-                  "deltas, counter_interpolated = hardware counter every --energy-interval with power samples "
-                  "integrated in between (never decreasing), integrated = power samples only",
+            name, "Energy since the exporter started (never decreasing): power samples integrated, held to the "
+                  "hardware counter; gpu_info energy_source says how often that is read: counter = every tick, "
+                  "counter_interpolated = every --energy-interval, integrated = no counter",
             labels=f.labels)).add_metric(key, state.energy_j)
         h = state.power_histogram
         f.family("power_samples_watts", lambda name: HistogramMetricFamily(

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
 from llm_dvfs.common.buckets import BucketCounts
-from llm_dvfs.exporter.backends.base import DeviceError, DeviceInfo, GpuSample, PowerSample
+from llm_dvfs.exporter.backends.base import DeviceError, DeviceInfo, GpuSample
+from llm_dvfs.exporter.energy import EnergyCounter
 
 # Watts; spans an idle GPU (~50 W) to a 1 kW accelerator.
 POWER_BUCKETS: tuple[float, ...] = (25, 50, 75, 100, 150, 200, 250, 300, 350, 400, 450, 500, 600, 700, 800, 1000,
@@ -43,77 +44,14 @@ class PowerHistogram:
         self._buckets.observe(watts)
         self._frozen = None
 
+    def observe_many(self, watts: Iterable[float]) -> None:
+        self._buckets.observe_many(watts)
+        self._frozen = None
+
     def frozen(self) -> Histogram:
         if self._frozen is None:
             self._frozen = frozen_histogram(self._buckets)
         return self._frozen
-
-
-class EnergyCounter:
-    """Joules since the exporter started; never goes backwards.
-
-    Each hardware counter read re-anchors: the anchored total grows by the counter's delta (or, when the counter
-    dropped, i.e. was reset, by the power integrated since the last read). Between reads, power samples are
-    integrated (trapezoids, only the part after the last read) on top of the anchor, so the value stays fresh
-    while the ~3 ms counter is read only every few ticks. If the integral ran ahead of the counter, the exported
-    total holds until anchor + integral passes it again. A device without a counter is integrated throughout.
-    """
-
-    def __init__(self) -> None:
-        self.total = 0.0
-        self.resets = 0
-        self._anchored = 0.0  # joules up to the latest counter read
-        self._since = 0.0  # joules integrated after the latest counter read
-        self._anchor_time: float | None = None  # wall time of the latest counter read
-        self._last_counter: float | None = None
-        self._last_point: PowerSample | None = None
-
-    def add(self, wall_time: float, sample: GpuSample) -> None:
-        # The driver's own samples are denser and carry their own times; on ticks without them the tick's reading
-        # keeps the integral fresh. Only points newer than the last one integrated count, so a drained buffer
-        # never integrates a stretch twice.
-        points = sample.power_samples
-        if not points and sample.power_w is not None:
-            points = (PowerSample(wall_time, sample.power_w),)
-        if points:
-            self._since += self._integrate(points)
-        if sample.energy_j is not None:
-            self._anchor(wall_time, sample.energy_j)
-        self.total = max(self.total, self._anchored + self._since)
-
-    def _anchor(self, wall_time: float, counter: float) -> None:
-        if self._last_counter is None:  # first read: count on from what was exported so far
-            self._anchored = self.total
-        elif counter < self._last_counter:
-            self.resets += 1
-            self._anchored += self._since
-        else:
-            self._anchored += counter - self._last_counter
-        self._since = 0.0
-        self._anchor_time = wall_time
-        self._last_counter = counter
-
-    def _integrate(self, points: Sequence[PowerSample]) -> float:
-        joules = 0.0
-        for p in points:
-            last = self._last_point
-            if last is not None and p.timestamp > last.timestamp:
-                joules += self._after_anchor(last, p)
-            if last is None or p.timestamp > last.timestamp:
-                self._last_point = p
-        return joules
-
-    def _after_anchor(self, a: PowerSample, b: PowerSample) -> float:
-        """The trapezoid a -> b, cut to the part after the latest counter read (the counter holds the rest)."""
-        start = a.timestamp if self._anchor_time is None else max(a.timestamp, self._anchor_time)
-        if start >= b.timestamp:
-            return 0.0
-        w_start = a.watts + (b.watts - a.watts) * (start - a.timestamp) / (b.timestamp - a.timestamp)
-        return (b.timestamp - start) * (w_start + b.watts) / 2
-
-    def gap(self) -> None:
-        """A failed read: do not integrate across the hole (the hardware counter still covers it)."""
-        self._last_point = None
 
 
 @dataclass(frozen=True)
@@ -146,7 +84,7 @@ class Store:
 
     def __init__(self, devices: Sequence[DeviceInfo], bounds: Sequence[float] = POWER_BUCKETS) -> None:
         self._devices = list(devices)
-        self._energy = {d.index: EnergyCounter() for d in devices}
+        self._energy = {d.index: EnergyCounter(d.counter_staleness_s) for d in devices}
         self._histograms = {d.index: PowerHistogram(bounds) for d in devices}
         self._lock = threading.Lock()
         self._snapshot = Snapshot(tick=0, wall_time=0.0, devices=tuple(
@@ -164,8 +102,7 @@ class Store:
             if isinstance(result, GpuSample):
                 energy.add(result.read_at if result.read_at is not None else wall_time, result)
                 if result.power_samples:
-                    for p in result.power_samples:
-                        histogram.observe(p.watts)
+                    histogram.observe_many(p.watts for p in result.power_samples)
                 elif not result.buffered and result.power_w is not None:
                     histogram.observe(result.power_w)
                 states.append(DeviceState(info, result, None, energy.total, energy.resets, histogram.frozen()))

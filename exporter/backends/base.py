@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import Mapping, NamedTuple, Sequence
 
 
 class DeviceError(Exception):
@@ -49,16 +49,19 @@ class DeviceInfo:
     driver: str
     backend: str
     source: str = "hardware"  # "hardware" or "replay"
-    # "counter": hardware counter deltas every tick; "counter_interpolated": the hardware counter every few ticks,
-    # power samples integrated in between; "integrated": power samples only (no counter)
+    # how the energy total is held to the hardware (exporter/energy.py): "counter": its counter read every tick;
+    # "counter_interpolated": read every few ticks; "integrated": power samples only (no counter)
     energy_source: str = "counter"
     kind: str = "gpu"
     max_clocks_hz: Mapping[str, float] = field(default_factory=dict)
+    # how old a counter value may be when read: it changes in steps (NVML: ~100 ms, up to 133 ms measured on an
+    # H200), so a read tells the energy as of some moment up to this long before it (exporter/energy.py)
+    counter_staleness_s: float = 0.0
 
 
-@dataclass(frozen=True)
-class PowerSample:
-    """One power reading with its own timestamp (Unix seconds), e.g. from the driver's sample buffer."""
+class PowerSample(NamedTuple):
+    """One power reading with its own timestamp (Unix seconds), e.g. from the driver's sample buffer (a tuple:
+    an 8-GPU host makes 400 of them a second, and a frozen dataclass costs four times as much to build)."""
 
     timestamp: float
     watts: float

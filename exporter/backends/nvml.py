@@ -4,16 +4,18 @@ Instant power comes from the NVML_FI_DEV_POWER_INSTANT field because on Hopper n
 1 s average that lags a load step; that average is exported separately. The energy counter costs ~3-4 ms per
 read (the driver busy-waits), so it is read every `energy_interval` seconds, not every tick; the store integrates
 power samples in between. The driver's power-sample buffer (20 ms apart, ~2.4 s deep) is drained by timestamp every
-`buffer_interval` seconds, so every driver sample reaches the histogram without paying for a drain every tick.
-Instant and averaged power come from one nvmlDeviceGetFieldValues call per tick (a getter stands in where a field
-is not supported); values that change slowly (temperature, memory, power limit, P-state) are read every
-`slow_interval` seconds and repeated in between (issue 16: fewer driver calls and less Python per tick).
+`buffer_interval` seconds, so every driver sample reaches the histogram without paying for a drain every tick,
+and early when the power steps (the 20 ms samples then replace the lagging 100 ms readings at once). Instant and
+averaged power come from one nvmlDeviceGetFieldValues call per tick (a getter stands in where a field is not
+supported); values that change slowly (temperature, memory, power limit, P-state, the memory and graphics clocks)
+are read every `slow_interval` seconds and repeated in between (issue 16: fewer driver calls, less Python a tick).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from operator import attrgetter
 from types import MappingProxyType, ModuleType
 from typing import Any, Callable, Mapping, Sequence
 
@@ -42,8 +44,17 @@ CLOCK_EVENT_REASONS: dict[str, int] = {
     "display_clock_setting": 0x100,
 }
 
+# The energy counter's value changes in steps 67-133 ms apart (H200, driver 580; benchmarks/nvml_counter_timing.py)
+COUNTER_STALENESS_S = 0.15
 _VALUE_FIELDS = ("dVal", "uiVal", "ulVal", "ullVal", "sllVal", "siVal", "usVal")  # index = NVML_VALUE_TYPE_*
 _PSTATE_UNKNOWN = 32
+# A tick-to-tick change of instant power beyond this share of the power limit drains the sample buffer early
+# (a prefill burst, a load starting or stopping), but never sooner than EARLY_DRAIN_GAP_S after the last drain:
+# at most two drains a second per GPU however jumpy the load.
+POWER_STEP_FRACTION = 0.1
+POWER_STEP_DEFAULT_LIMIT_W = 500.0
+EARLY_DRAIN_GAP_S = 0.5
+_TIMESTAMP = attrgetter("timeStamp")
 
 
 @dataclass(frozen=True)
@@ -55,6 +66,9 @@ class SlowValues:
     memory_total_bytes: float | None = None
     power_limit_w: float | None = None
     performance_state: int | None = None
+    # memory and graphics clocks: HBM's clock moves only when an operator sets it, and the graphics clock follows
+    # the SM clock on datacenter GPUs; the SM clock, the one DVFS and power capping move, is read every tick
+    clocks_hz: Mapping[str, float] = field(default_factory=dict)
 
 
 _DECODED: dict[int, Mapping[str, bool]] = {}  # mask -> reasons; the mask rarely changes, so decode each once
@@ -103,8 +117,10 @@ class NvmlBackend(Backend):
         """`energy_interval` / `buffer_interval` / `slow_interval`: seconds between energy-counter reads /
         sample-buffer drains / reads of the slow values (0 = every read)."""
         self._nvml = nvml if nvml is not None else load_pynvml()
-        self._wall = wall
+        self._wall, self._clock = wall, clock
         self._clocks = [(f"clock_{label}", label, clock) for label, clock in self._clock_ids()]
+        self._tick_clocks = [c for c in self._clocks if c[1] == "sm"]
+        self._slow_clocks = [c for c in self._clocks if c[1] != "sm"]
         self._energy_interval = energy_interval
         n = self._nvml
         self._not_supported = (n.NVML_ERROR_NOT_SUPPORTED, n.NVML_ERROR_FUNCTION_NOT_FOUND)
@@ -135,6 +151,9 @@ class NvmlBackend(Backend):
         self._slow_due = {i: spread(slow_interval, k, selected, clock) for k, i in enumerate(self._indices)}
         self._slow = {i: SlowValues() for i in self._indices}
         self._last_sample_us = {i: 0 for i in self._indices}
+        self._last_instant: dict[int, float | None] = {i: None for i in self._indices}
+        self._drained_at = {i: -float("inf") for i in self._indices}
+        self._stepped: set[int] = set()  # devices whose power stepped since their last drain
         self._unsupported: dict[int, set[str]] = {i: set() for i in self._indices}
         self._fields_left = {i: self._fields_supported(set()) for i in self._indices}
         for i in self._indices:  # skip the ~2.4 s of driver samples taken before the exporter started
@@ -159,7 +178,7 @@ class NvmlBackend(Backend):
             energy_source = "integrated"
         return DeviceInfo(index=index, name=_text(n.nvmlDeviceGetName(h)), uuid=_text(n.nvmlDeviceGetUUID(h)),
                           vendor="nvidia", driver=driver, backend=self.name, energy_source=energy_source,
-                          max_clocks_hz=max_clocks)
+                          max_clocks_hz=max_clocks, counter_staleness_s=COUNTER_STALENESS_S)
 
     def _clock_ids(self) -> tuple[tuple[str, int], ...]:
         n = self._nvml
@@ -195,17 +214,13 @@ class NvmlBackend(Backend):
             average_mw = get("power_average", n.nvmlDeviceGetPowerUsage, h)
             average = average_mw / 1000.0 if average_mw is not None else None
         util = get("utilization", n.nvmlDeviceGetUtilizationRates, h)
-        clocks = {}
-        for field, label, clock in self._clocks:
-            mhz = get(field, n.nvmlDeviceGetClockInfo, h, clock)
-            if mhz is not None:
-                clocks[label] = mhz * 1e6
         events = get("clock_events", self._clock_event_mask, h)
         if self._slow_due[index].due():
             self._slow[index] = self._read_slow(h, get)
         slow = self._slow[index]
+        clocks = {**slow.clocks_hz, **self._read_clocks(h, self._tick_clocks, get)}
         samples = (get("power_samples", self._new_power_samples, index, h) or ()) \
-            if self._buffer_due[index].due() else ()
+            if self._drain_due(index, instant, slow.power_limit_w) else ()
 
         if instant is None and "power" in unsupported:
             instant = average  # pre-Hopper: no instant field; the plain power reading is the best there is
@@ -229,6 +244,21 @@ class NvmlBackend(Backend):
             failed_fields=tuple(failed),
             read_at=read_at,
         )
+
+    def _drain_due(self, index: int, instant: float | None, limit_w: float | None) -> bool:
+        """On the buffer's cadence, and early when the power stepped since the last tick: until the next drain the
+        total rests on 100 ms readings that lag a step, so the 20 ms samples should replace them at once."""
+        now = self._clock()
+        previous, self._last_instant[index] = self._last_instant[index], instant
+        if instant is not None and previous is not None and \
+                abs(instant - previous) > POWER_STEP_FRACTION * (limit_w or POWER_STEP_DEFAULT_LIMIT_W):
+            self._stepped.add(index)  # drained as soon as the gap allows
+        due = self._buffer_due[index].due()
+        if due or (index in self._stepped and now - self._drained_at[index] >= EARLY_DRAIN_GAP_S):
+            self._drained_at[index] = now
+            self._stepped.discard(index)
+            return True
+        return False
 
     def _failure(self, index: int, code: int | None, key: str, name: str, unsupported: set[str],
                  failed: list[str]) -> None:
@@ -271,6 +301,15 @@ class NvmlBackend(Backend):
         fields = [f for f in self._power_fields if f[0] not in unsupported]
         return fields, [f[2] for f in fields]
 
+    def _read_clocks(self, handle: Any, which: Sequence[tuple[str, str, int]],
+                     get: Callable[..., Any]) -> dict[str, float]:
+        clocks = {}
+        for name, label, clock in which:
+            mhz = get(name, self._nvml.nvmlDeviceGetClockInfo, handle, clock)
+            if mhz is not None:
+                clocks[label] = mhz * 1e6
+        return clocks
+
     def _read_slow(self, handle: Any, get: Callable[..., Any]) -> SlowValues:
         n = self._nvml
         memory = get("memory", n.nvmlDeviceGetMemoryInfo, handle)
@@ -281,7 +320,8 @@ class NvmlBackend(Backend):
             memory_used_bytes=float(memory.used) if memory is not None else None,
             memory_total_bytes=float(memory.total) if memory is not None else None,
             power_limit_w=limit_mw / 1000.0 if limit_mw is not None else None,
-            performance_state=pstate if pstate is not None and pstate != _PSTATE_UNKNOWN else None)
+            performance_state=pstate if pstate is not None and pstate != _PSTATE_UNKNOWN else None,
+            clocks_hz=self._read_clocks(handle, self._slow_clocks, get))
 
     def _clock_event_mask(self, handle: Any) -> int:
         n = self._nvml
@@ -295,10 +335,11 @@ class NvmlBackend(Backend):
         n = self._nvml
         value_type, raw = n.nvmlDeviceGetSamples(handle, n.NVML_TOTAL_POWER_SAMPLES, self._last_sample_us[index])
         last = self._last_sample_us[index]
-        fresh = sorted((s for s in raw if s.timeStamp > last), key=lambda s: s.timeStamp)
+        fresh = sorted((s for s in raw if s.timeStamp > last), key=_TIMESTAMP)
         if fresh:
             self._last_sample_us[index] = fresh[-1].timeStamp
-        return [PowerSample(s.timeStamp / 1e6, nvml_value(value_type, s.sampleValue) / 1000.0) for s in fresh]
+        member = _VALUE_FIELDS[value_type]
+        return [PowerSample(s.timeStamp / 1e6, getattr(s.sampleValue, member) / 1000.0) for s in fresh]
 
     def close(self) -> None:
         try:

@@ -4,7 +4,10 @@ It has the names, constants and return shapes of nvidia-ml-py (13.x): functions 
 `.value`, nvmlDeviceGetFieldValues returns structs with fieldId/nvmlReturn/valueType/value.<union member>,
 nvmlDeviceGetSamples returns (valueType, [sample(timeStamp µs, sampleValue)]) with samples newer than the given
 timestamp. Each FakeGpu's state is plain data the test changes between reads (power, energy, a failure to raise),
-or, with `live=True`, a free-running GPU whose counter and sample buffer follow the wall clock.
+or, with `live=True`, a free-running GPU whose counter and sample buffer follow the wall clock: at a constant
+`power_mw`, or along a `profile` (SquareWave) whose energy is known exactly. A live GPU can step its energy counter
+as an H200's does (`counter_step_s`): measured on one (driver 580), the counter changes about every 100 ms, and
+between steps every read returns the same value, the exact integral of power up to the latest step.
 
 `costs` models what each call costs on real hardware: the driver busy-waits, so a call's wall time is CPU time.
 H100_COSTS holds per-call times measured on an H100 (NVML 580, nvidia-ml-py) for the exporter's benchmark.
@@ -12,11 +15,12 @@ H100_COSTS holds per-call times measured on an H100 (NVML 580, nvidia-ml-py) for
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from dataclasses import dataclass, field
 from types import SimpleNamespace
-from typing import Mapping
+from typing import Mapping, Protocol
 
 # Constants with the values nvml.h / pynvml define.
 NVML_SUCCESS = 0
@@ -67,6 +71,38 @@ H200_COSTS: dict[str, float] = {**H100_COSTS, "nvmlDeviceGetTotalEnergyConsumpti
 COST_PRESETS: dict[str, dict[str, float]] = {"h100": H100_COSTS, "h200": H200_COSTS}
 LIVE_SAMPLE_PERIOD_US = 20_000  # a live GPU's driver buffer: one sample every 20 ms ...
 LIVE_BUFFER_SAMPLES = 120  # ... the last 120 of them (~2.4 s)
+LIVE_INSTANT_PERIOD_S = 0.1  # the H200's instant power field changes about every 100 ms
+
+
+class PowerProfile(Protocol):
+    """A live GPU's power over time; `t` in seconds since the GPU's `live_since`."""
+
+    def power_mw(self, t: float) -> float: ...
+
+    def energy_mj(self, t0: float, t1: float) -> float:
+        """The exact energy between t0 and t1 (closed form: the reference a test compares against)."""
+        ...
+
+
+@dataclass(frozen=True)
+class SquareWave:
+    """`high_mw` for the first half of every `period_s`, `low_mw` for the second, from t = 0."""
+
+    low_mw: float
+    high_mw: float
+    period_s: float
+
+    def power_mw(self, t: float) -> float:
+        return self.high_mw if t % self.period_s < self.period_s / 2 else self.low_mw
+
+    def energy_mj(self, t0: float, t1: float) -> float:
+        return self._energy_since_zero(t1) - self._energy_since_zero(t0)
+
+    def _energy_since_zero(self, t: float) -> float:
+        periods = math.floor(t / self.period_s)
+        rest, half = t - periods * self.period_s, self.period_s / 2
+        return (periods * (self.high_mw + self.low_mw) * half + self.high_mw * min(rest, half)
+                + self.low_mw * max(0.0, rest - half))
 
 
 class NVMLError(Exception):
@@ -110,8 +146,42 @@ class FakeGpu:
     fail_calls: dict = field(default_factory=dict)  # function name -> NVML error code it raises
     hang: threading.Event | None = None  # while set to an Event, every call blocks until it is set
     calls: dict = field(default_factory=dict)  # function name -> times called
-    live: bool = False  # energy and driver buffer follow the wall clock at power_mw (benchmarks)
+    live: bool = False  # power, energy and driver buffer follow the wall clock (benchmarks; see `profile`)
     live_since: float = field(default_factory=time.time)
+    profile: PowerProfile | None = None  # live power over time (None: a constant power_mw)
+    counter_step_s: float = 0.0  # live energy counter: a new value every this many seconds (0: continuous)
+    counter_phase_s: float = 0.0  # ... at live_since + counter_phase_s + k * counter_step_s
+
+    def power_at(self, t: float) -> float:
+        """Live power in mW at Unix time `t`."""
+        return self.power_mw if self.profile is None else self.profile.power_mw(t - self.live_since)
+
+    def energy_at(self, t: float) -> float:
+        """The exact energy in mJ a live GPU has used by Unix time `t` (counted from `energy_mj` at live_since)."""
+        if self.profile is None:
+            return self.energy_mj + int(self.power_mw * (t - self.live_since))
+        return self.energy_mj + self.profile.energy_mj(0.0, t - self.live_since)
+
+    def last_counter_step(self, t: float) -> float:
+        """The Unix time of the energy counter's latest step at or before `t` (`t` itself when continuous)."""
+        if self.counter_step_s <= 0:
+            return t
+        origin = self.live_since + self.counter_phase_s
+        return origin + math.floor((t - origin) / self.counter_step_s) * self.counter_step_s
+
+    def counter_mj(self, t: float) -> int:
+        """What the energy counter reports at Unix time `t`: the exact energy up to its latest step."""
+        if not self.live:
+            return self.energy_mj
+        return int(self.energy_at(self.last_counter_step(t)))
+
+    def average_mw_at(self, t: float) -> float:
+        """The 1 s average power (nvmlDeviceGetPowerUsage on Hopper, the average field): the exact mean of the
+        profile over the last second, or `average_mw` as set when there is no profile."""
+        if not self.live or self.profile is None:
+            return self.average_mw
+        since = t - self.live_since
+        return self.profile.energy_mj(since - 1.0, since)
 
 
 class FakeNvml:
@@ -151,21 +221,32 @@ class FakeNvml:
         return self.gpus[index]
 
     def _enter(self, gpu: FakeGpu, fn: str) -> None:
+        """The start of every call: count it, raise what the GPU is set to raise, spend the call's modelled cost."""
+        self._spend(fn, self._check(gpu, fn))
+
+    def _check(self, gpu: FakeGpu, fn: str) -> float:
+        """Count the call and raise what the GPU is set to raise (a failing call costs its time too); returns this
+        thread's CPU time at the call's start when the call has a cost (for `_spend`)."""
+        started = time.thread_time() if fn in self.costs else 0.0
         with self._lock:
             gpu.calls[fn] = gpu.calls.get(fn, 0) + 1
-        cost = self.costs.get(fn)
-        if cost:
-            end = time.thread_time() + cost
-            while time.thread_time() < end:  # the driver busy-waits: the call costs this much CPU time
-                pass
         if gpu.hang is not None:
             gpu.hang.wait()
-        if gpu.fail is not None:
-            raise NVMLError(gpu.fail)
-        if fn in gpu.unsupported:
-            raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
-        if fn in gpu.fail_calls:
-            raise NVMLError(gpu.fail_calls[fn])
+        code = gpu.fail if gpu.fail is not None else NVML_ERROR_NOT_SUPPORTED if fn in gpu.unsupported \
+            else gpu.fail_calls.get(fn)
+        if code is not None:
+            self._spend(fn, started)
+            raise NVMLError(code)
+        return started
+
+    def _spend(self, fn: str, started: float) -> None:
+        """Busy-wait until the call has cost its modelled CPU time since `started`, so the fake's own work (its
+        bookkeeping, building the answer) is part of that time rather than added to it."""
+        cost = self.costs.get(fn)
+        if cost:
+            end = started + cost
+            while time.thread_time() < end:  # the driver busy-waits: the call costs this much CPU time
+                pass
 
     # -- device -------------------------------------------------------------------------------------------
     def nvmlDeviceGetName(self, gpu: FakeGpu) -> str:
@@ -179,37 +260,45 @@ class FakeNvml:
     def nvmlDeviceGetFieldValues(self, gpu: FakeGpu, field_ids: list[int]) -> list[SimpleNamespace]:
         """Instant and 1 s average power, the current power limit and the energy counter (unless "instant",
         "average_field", "limit_field" or "energy_field" is in `unsupported`); any other field answers
-        NOT_SUPPORTED in its nvmlReturn. One call costs one call's time, however many fields."""
-        self._enter(gpu, "nvmlDeviceGetFieldValues")
+        NOT_SUPPORTED in its nvmlReturn. One call costs one call's time, however many fields. On a live GPU the
+        values are taken as the call begins, and `timestamp` is the end of the call (µs), as on an H200."""
+        started = self._check(gpu, "nvmlDeviceGetFieldValues")
+        now = time.time()
         out = []
-        served = {NVML_FI_DEV_POWER_INSTANT: ("instant", gpu.power_mw),
-                  NVML_FI_DEV_POWER_AVERAGE: ("average_field", gpu.average_mw),
-                  NVML_FI_DEV_POWER_CURRENT_LIMIT: ("limit_field", gpu.power_limit_mw),
-                  NVML_FI_DEV_TOTAL_ENERGY_CONSUMPTION: ("energy_field", self._energy_mj(gpu))}
         for fid in field_ids:
-            name, mw = served.get(fid, ("", 0))
-            if name and name not in gpu.unsupported:
+            name = _FIELD_KEYS.get(fid)
+            if name is not None and name not in gpu.unsupported:
                 out.append(SimpleNamespace(fieldId=fid, scopeId=0, timestamp=0, latencyUsec=0,
                                            valueType=NVML_VALUE_TYPE_UNSIGNED_INT, nvmlReturn=NVML_SUCCESS,
-                                           value=SimpleNamespace(uiVal=mw)))
+                                           value=SimpleNamespace(uiVal=self._field_value(gpu, fid, now))))
             else:
                 out.append(SimpleNamespace(fieldId=fid, scopeId=0, timestamp=0, latencyUsec=0, valueType=0,
                                            nvmlReturn=NVML_ERROR_NOT_SUPPORTED, value=SimpleNamespace(dVal=0.0)))
+        self._spend("nvmlDeviceGetFieldValues", started)
+        if gpu.live:
+            ended_us, latency_us = int(time.time() * 1e6), int(self.costs.get("nvmlDeviceGetFieldValues", 0) * 1e6)
+            for value in out:
+                value.timestamp, value.latencyUsec = ended_us, latency_us
         return out
+
+    @staticmethod
+    def _field_value(gpu: FakeGpu, fid: int, now: float) -> int:
+        if fid == NVML_FI_DEV_POWER_INSTANT:  # a live GPU's instant field holds its value for 100 ms
+            return int(gpu.power_at(now // LIVE_INSTANT_PERIOD_S * LIVE_INSTANT_PERIOD_S)) if gpu.live \
+                else gpu.power_mw
+        if fid == NVML_FI_DEV_POWER_AVERAGE:
+            return int(gpu.average_mw_at(now))
+        if fid == NVML_FI_DEV_POWER_CURRENT_LIMIT:
+            return gpu.power_limit_mw
+        return gpu.counter_mj(now)
 
     def nvmlDeviceGetPowerUsage(self, gpu: FakeGpu) -> int:
         self._enter(gpu, "nvmlDeviceGetPowerUsage")
-        return gpu.average_mw
+        return int(gpu.average_mw_at(time.time()))
 
     def nvmlDeviceGetTotalEnergyConsumption(self, gpu: FakeGpu) -> int:
         self._enter(gpu, "nvmlDeviceGetTotalEnergyConsumption")
-        return self._energy_mj(gpu)
-
-    @staticmethod
-    def _energy_mj(gpu: FakeGpu) -> int:
-        if gpu.live:
-            return gpu.energy_mj + int(gpu.power_mw * (time.time() - gpu.live_since))
-        return gpu.energy_mj
+        return gpu.counter_mj(time.time())
 
     def nvmlDeviceGetClockInfo(self, gpu: FakeGpu, clock: int) -> int:
         self._enter(gpu, "nvmlDeviceGetClockInfo")
@@ -244,14 +333,26 @@ class FakeNvml:
         return gpu.clock_event_mask
 
     def nvmlDeviceGetSamples(self, gpu: FakeGpu, sampling_type: int, last_seen_us: int):
-        """Like the driver: samples newer than `last_seen_us`; NOT_FOUND when there are none."""
-        self._enter(gpu, "nvmlDeviceGetSamples")
-        buffer = gpu.driver_samples
+        """Like the driver: samples newer than `last_seen_us`; NOT_FOUND when there are none. A live GPU's buffer
+        holds the last LIVE_BUFFER_SAMPLES 20 ms samples, each the power at its own timestamp."""
+        started = self._check(gpu, "nvmlDeviceGetSamples")
+        since = -1 if gpu.whole_buffer else last_seen_us
         if gpu.live:
-            newest = int(time.time() * 1e6) // LIVE_SAMPLE_PERIOD_US * LIVE_SAMPLE_PERIOD_US
-            buffer = [(newest - LIVE_SAMPLE_PERIOD_US * k, gpu.power_mw) for k in range(LIVE_BUFFER_SAMPLES)][::-1]
-        fresh = [SimpleNamespace(timeStamp=ts, sampleValue=SimpleNamespace(uiVal=mw))
-                 for ts, mw in buffer if gpu.whole_buffer or ts > last_seen_us]
+            period = LIVE_SAMPLE_PERIOD_US
+            newest = int(time.time() * 1e6) // period * period
+            first = max(newest - period * (LIVE_BUFFER_SAMPLES - 1), (since // period + 1) * period)
+            fresh = [_sample(ts, int(gpu.power_at(ts / 1e6))) for ts in range(first, newest + 1, period)]
+        else:
+            fresh = [_sample(ts, mw) for ts, mw in gpu.driver_samples if ts > since]
+        self._spend("nvmlDeviceGetSamples", started)
         if not fresh:
             raise NVMLError(NVML_ERROR_NOT_FOUND)
         return NVML_VALUE_TYPE_UNSIGNED_INT, fresh
+
+
+_FIELD_KEYS = {NVML_FI_DEV_POWER_INSTANT: "instant", NVML_FI_DEV_POWER_AVERAGE: "average_field",
+               NVML_FI_DEV_POWER_CURRENT_LIMIT: "limit_field", NVML_FI_DEV_TOTAL_ENERGY_CONSUMPTION: "energy_field"}
+
+
+def _sample(timestamp_us: int, mw: int) -> SimpleNamespace:
+    return SimpleNamespace(timeStamp=timestamp_us, sampleValue=SimpleNamespace(uiVal=mw))

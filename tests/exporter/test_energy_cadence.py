@@ -14,7 +14,8 @@ from llm_dvfs.exporter.backends.nvml import NvmlBackend
 from llm_dvfs.exporter.cli import main as exporter_main
 from llm_dvfs.exporter.samples_csv import read_trace
 from llm_dvfs.exporter.sampler import Sampler
-from llm_dvfs.exporter.store import EnergyCounter, Store
+from llm_dvfs.exporter.energy import EnergyCounter
+from llm_dvfs.exporter.store import Store
 from llm_dvfs.common.errors import UsageError
 
 from .fake_nvml import FakeGpu, FakeNvml
@@ -114,9 +115,9 @@ def test_slow_values_are_read_once_a_second_and_repeated_in_between():
     for slow in ("nvmlDeviceGetTemperature", "nvmlDeviceGetMemoryInfo", "nvmlDeviceGetEnforcedPowerLimit",
                  "nvmlDeviceGetPerformanceState"):
         assert calls[slow] == 3, slow
-    # power, clocks, throttle reasons and utilization stay at every tick
+    # power, the SM clock, throttle reasons and utilization stay at every tick (memory, graphics clocks: slow)
     assert calls["nvmlDeviceGetFieldValues"] == calls["nvmlDeviceGetCurrentClocksEventReasons"] == 25
-    assert calls["nvmlDeviceGetUtilizationRates"] == 25 and calls["nvmlDeviceGetClockInfo"] == 3 * 25
+    assert calls["nvmlDeviceGetUtilizationRates"] == 25 and calls["nvmlDeviceGetClockInfo"] == 25 + 2 * 3  # SM each tick
 
 
 def test_buffer_drained_every_second_loses_no_sample_and_repeats_none():

@@ -70,6 +70,8 @@ def test_energy_is_checked_on_every_gpu_and_the_checks_cpu_is_not_the_exporters(
 
     result = measure(backend, 0.1, duration=4.0, scrapes=5, counter=costly_counter, check_every=0.25)
     assert result["energy_check_cpu_s"] > 0.3
+    # a counter that changes on every read is found continuous and read once a round, not until it steps
+    assert result["energy_check_continuous_counters"] == 8 and result["energy_check_fallbacks"] == 0
     assert result["cpu_percent_of_one_core"] < 8.0
     assert result["tick_duration_ms_p99"] < 25.0  # a tick that made the check's reads would last 40 ms
     points = [(t, {int(g): tuple(v) for g, v in p.items()}) for t, p in result["energy_check_points"]]

@@ -31,7 +31,8 @@ from tests.support import free_port, metric_sum, scrape, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURE = ROOT / "tests" / "fixtures" / "exporter" / "synthetic_h100_2gpu.csv"
-LIMIT_BYTES = 30_001  # not on a row boundary: the write that crosses it is cut short by the kernel
+LIMIT_BYTES = 60_001  # not on a row boundary: the write that crosses it is cut short by the kernel (and above
+# the ~31 KB of a first one-second flush of the JSON at 50 ticks a second, so that file holds some whole rows)
 
 
 def _start(tmp_path: Path, limit: int | None, *extra: str) -> tuple[subprocess.Popen, str]:

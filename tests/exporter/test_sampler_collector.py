@@ -10,6 +10,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from llm_dvfs.exporter.backends.nvml import NvmlBackend
 from llm_dvfs.exporter.collector import ExporterCollector
+from llm_dvfs.exporter import sampler as sampler_module
+from llm_dvfs.exporter.hang_timer import PollingTimer, TimerFd, hang_timer
 from llm_dvfs.exporter.sampler import Sampler
 from llm_dvfs.exporter.store import Store
 
@@ -34,15 +36,17 @@ def labels(gpu: FakeGpu, index: int, **extra):
 def test_metrics_of_a_healthy_gpu():
     gpu = FakeGpu(power_mw=250_000, energy_mj=1_000_000, clock_event_mask=0x4)
     sampler, reg = rig([gpu])
+    started = time.time()
     sampler.tick()
-    gpu.driver_samples = [(int(time.time() * 1e6) + 20_000 * k, 250_000) for k in range(5)]
+    time.sleep(0.1)  # the driver samples 250 W five times over 100 ms, and the counter moves by 25 J
+    gpu.driver_samples = [(int(started * 1e6) + 20_000 * k, 250_000) for k in range(1, 6)]
     gpu.energy_mj += 25_000
     sampler.tick()
     v = reg.get_sample_value
     assert v("gpu_up", labels(gpu, 0)) == 1
     assert v("gpu_power_watts", labels(gpu, 0)) == pytest.approx(250.0)
     assert v("gpu_power_average_watts", labels(gpu, 0)) == pytest.approx(70.0)
-    assert v("gpu_energy_joules_total", labels(gpu, 0)) == pytest.approx(25.0)
+    assert v("gpu_energy_joules_total", labels(gpu, 0)) == pytest.approx(25.0, rel=0.02)
     assert v("gpu_clock_hertz", labels(gpu, 0, clock="sm")) == pytest.approx(345e6)
     assert v("gpu_max_clock_hertz", labels(gpu, 0, clock="sm")) == pytest.approx(1980e6)
     assert v("gpu_clock_event_active", labels(gpu, 0, reason="sw_power_cap")) == 1
@@ -69,32 +73,59 @@ def test_gpu_that_fails_shows_no_values_then_recovers():
     sampler.tick()
     assert v("llm_dvfs_exporter_read_errors_total", {"gpu": "1", "kind": "read"}) == 1
     bad.fail = None
-    bad.energy_mj += 60_000  # energy used while unreadable is still counted by the hardware counter
+    bad.energy_mj += 600_000  # energy used while unreadable is still counted by the hardware counter
     sampler.tick()
     assert v("gpu_up", labels(bad, 1)) == 1
     assert v("gpu_power_watts", labels(bad, 1)) == pytest.approx(300.0)
-    assert v("gpu_energy_joules_total", labels(bad, 1)) == pytest.approx(60.0)
+    # to within what the first counter read could not tell: how stale it was (up to 150 ms at 300 W)
+    assert v("gpu_energy_joules_total", labels(bad, 1)) == pytest.approx(600.0, abs=0.15 * 300 + 0.01)
 
 
-def test_hung_gpu_does_not_stall_the_others():
+@pytest.fixture(params=["timerfd", "polling"])
+def timer_kind(request, monkeypatch):
+    """The hang guard as the system gives it (a timerfd on Linux) and the polling stand-in used elsewhere."""
+    if request.param == "polling":
+        monkeypatch.setattr(sampler_module, "hang_timer", lambda resolution: PollingTimer(resolution))
+    else:
+        assert isinstance(hang_timer(0.01), TimerFd)
+    return request.param
+
+
+def test_hung_gpu_does_not_stall_the_others_in_any_tick(timer_kind):
     release = threading.Event()
     hung, fine = FakeGpu(uuid="GPU-hung"), FakeGpu(uuid="GPU-fine", power_mw=123_000)
     sampler, reg = rig([hung, fine])
-    hung.hang = release
+    seen: list[tuple[bool, bool]] = []
+    sampler.subscribe(lambda snap: seen.append(tuple(d.up for d in snap.devices)))
+    sampler.start()
     try:
-        started = time.monotonic()
-        sampler.tick(deadline=time.monotonic() + 0.05)
-        sampler.tick(deadline=time.monotonic() + 0.05)
-        elapsed = time.monotonic() - started
+        assert wait_until(lambda: len(seen) >= 3, timeout=5)
+        hung.hang = release
+        first = len(seen)
+        assert wait_until(lambda: len(seen) >= first + 8, timeout=5)
         v = reg.get_sample_value
-        assert elapsed < 1.0
-        assert v("gpu_up", labels(hung, 0)) == 0 and v("gpu_up", labels(fine, 1)) == 1
+        after = seen[first:]
+        assert all(fine_up for _, fine_up in after)  # the fine GPU was read in every tick, the hung one's too
+        assert not any(hung_up for hung_up, _ in after[1:])
         assert v("gpu_power_watts", labels(fine, 1)) == pytest.approx(123.0)
-        assert v("llm_dvfs_exporter_read_errors_total", {"gpu": "0", "kind": "timeout"}) == 2
+        assert v("llm_dvfs_exporter_read_errors_total", {"gpu": "0", "kind": "timeout"}) >= 7
+        assert sampler.reader_threads_started == 2  # one thread left in the hung call, one fresh: no more
+        hung.hang = None
+        release.set()  # the call returns, its thread ends, and the GPU is read again
+        assert wait_until(lambda: seen[-1] == (True, True), timeout=5)
     finally:
         hung.hang = None
         release.set()
         sampler.stop()
+
+
+def test_tick_called_directly_reads_in_the_calling_thread():
+    gpu = FakeGpu(power_mw=99_000)
+    sampler, reg = rig([gpu])
+    snap = sampler.tick()
+    assert snap.devices[0].up and snap.tick == 1
+    assert sampler.reader_threads_started == 0  # no thread: tests drive ticks by hand
+    assert reg.get_sample_value("gpu_power_watts", labels(gpu, 0)) == pytest.approx(99.0)
 
 
 def test_failed_field_is_counted_by_kind():
@@ -134,7 +165,7 @@ def test_tick_that_overruns_counts_missed_slots():
     assert seen == list(range(1, len(seen) + 1))
 
 
-def test_one_hung_gpu_of_eight_stalls_no_other_on_the_running_schedule():
+def test_one_hung_gpu_of_eight_stalls_no_other_on_the_running_schedule(timer_kind):
     release = threading.Event()
     gpus = [FakeGpu(uuid=f"GPU-{i}", power_mw=100_000 + i * 1000) for i in range(8)]
     sampler, reg = rig(gpus, interval=0.05)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from llm_dvfs.exporter.backends.base import DeviceInfo, DeviceLostError, GpuSample, PowerSample
-from llm_dvfs.exporter.store import EnergyCounter, PowerHistogram, Store
+from llm_dvfs.exporter.energy import EnergyCounter
+from llm_dvfs.exporter.store import PowerHistogram, Store
 
 INFO = DeviceInfo(index=0, name="g", uuid="GPU-0", vendor="nvidia", driver="1", backend="nvml")
 
