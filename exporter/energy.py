@@ -7,9 +7,10 @@ one step old. Snapping the total to each read (what this did before) imported th
 ~0.5% of a 20 s window under a changing load. So the samples carry the total, and each counter read only corrects
 it where the two disagree by more than the staleness explains: a read at time t with value C says the counter was C
 at some moment in [t - staleness, t], so the counter-minus-integral offset must lie between C - I(t) and
-C - I(t - staleness); an offset outside that band is moved to its edge, one inside is left alone. A backend that
-declares no staleness gets the old behaviour (the offset set to C - I(t) at every read). Lost samples, a gap in the
-reads and a counter reset are all absorbed the same way. The exported total never decreases.
+C - I(t - staleness); an offset outside that band is moved to its edge, one inside is left alone, and moves that
+only pin down where the offset was at the start (within the first read's band) do not move the total. A backend
+that declares no staleness gets the old behaviour (the offset set to C - I(t) at every read). Lost samples, a gap
+in the reads and a counter reset are all absorbed the same way. The exported total never decreases.
 
 On a buffered device (NVML's sample buffer, drained every few ticks) the driver samples are the integral; the
 tick's own readings after the last drained sample keep the total fresh until the next drain replaces them, and a

@@ -90,9 +90,9 @@ def test_field_check_compares_each_field_with_its_getter_and_times_the_calls():
 
 
 def test_the_load_the_script_drives_is_importable():
-    from benchmarks.exporter_gpu_check import torch_matmul_load
+    from benchmarks.exporter_gpu_check import square_load
 
-    assert "torch_matmul_load" in SCRIPT.read_text() and callable(torch_matmul_load)
+    assert "from benchmarks.exporter_gpu_check import square_load" in SCRIPT.read_text() and callable(square_load)
 
 
 def test_energy_error_over_windows():
